@@ -1,0 +1,123 @@
+//! Plain HTTP requests from the tests themselves, with the response kept whole for asserts.
+
+use std::time::Duration;
+
+use hyper::body::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The `Accept` header npm sends for packuments: the abbreviated form, else the full one.
+pub(crate) const INSTALL_ACCEPT: &str =
+    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+
+/// The values the `x-cache-status` header may take.
+const CACHE_STATUSES: [&str; 4] = ["HIT", "MISS", "REVALIDATED", "STALE"];
+
+/// A client that talks to loopback directly, whatever proxy the machine configures.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("build an HTTP client")
+}
+
+/// A response read to its end, or to the error that ended its body.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) url: String,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Result<Bytes, reqwest::Error>,
+}
+
+/// GETs `url` with extra `headers`; panics only if no response arrives at all.
+pub(crate) async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Fetched {
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: no response: {error:?}"));
+
+    Fetched {
+        url: url.to_owned(),
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.bytes().await,
+    }
+}
+
+impl Fetched {
+    /// A header's value, or "" when it is absent or not text.
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub(crate) fn cache_status(&self) -> &str {
+        self.header("x-cache-status")
+    }
+
+    pub(crate) fn assert_reports_cache_status(&self) {
+        assert!(
+            CACHE_STATUSES.contains(&self.cache_status()),
+            "GET {}: x-cache-status is {:?}, expected one of {CACHE_STATUSES:?}",
+            self.url,
+            self.headers.get("x-cache-status"),
+        );
+    }
+
+    /// Whether the status was 2xx and the whole body arrived.
+    pub(crate) fn is_complete_success(&self) -> bool {
+        self.status.is_success() && self.body.is_ok()
+    }
+
+    /// The body of a 200 response; panics with the details otherwise.
+    pub(crate) fn ok_body(&self) -> &Bytes {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "GET {}: {}",
+            self.url,
+            self.describe_body()
+        );
+        match &self.body {
+            Ok(body) => body,
+            Err(error) => panic!("GET {}: 200, then the body failed: {error:?}", self.url),
+        }
+    }
+
+    /// The body parsed as JSON, whatever the status.
+    pub(crate) fn json(&self) -> Value {
+        let body = self.body.as_ref().unwrap_or_else(|error| {
+            panic!(
+                "GET {}: {}, then the body failed: {error:?}",
+                self.url, self.status
+            )
+        });
+        serde_json::from_slice(body).unwrap_or_else(|error| {
+            panic!(
+                "GET {}: body is not JSON ({error}): {}",
+                self.url,
+                self.describe_body()
+            )
+        })
+    }
+
+    /// The status and the start of the body, for assertion messages.
+    pub(crate) fn describe_body(&self) -> String {
+        match &self.body {
+            Ok(body) => {
+                let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+                format!("{} with {} body bytes: {text}", self.status, body.len())
+            }
+            Err(error) => format!("{} with a failed body: {error:?}", self.status),
+        }
+    }
+}
