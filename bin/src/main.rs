@@ -1,1 +1,181 @@
-fn main(){}
+//! `registry-mirror`: one binary that mirrors and hosts package registries.
+
+mod config;
+mod server;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// A pull-through cache and private registry for npm (OCI, PyPI and Maven to come).
+#[derive(Debug, Parser)]
+#[command(name = "registry-mirror", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default configuration needs no file).
+    Serve(ServeArgs),
+    /// Client configuration for npm.
+    Npm {
+        #[command(subcommand)]
+        command: HelpCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HelpCommand {
+    /// Print the lines to paste into the client's configuration.
+    Help,
+}
+
+/// Options every subcommand that touches configuration or data takes.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "REGISTRY_MIRROR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for cached and hosted data.
+    #[arg(long, env = "REGISTRY_MIRROR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// URL clients use to reach this server.
+    #[arg(long, env = "REGISTRY_MIRROR_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on, such as 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, env = "REGISTRY_MIRROR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, env = "REGISTRY_MIRROR_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl CommonArgs {
+    fn config(&self) -> Result<Config, config::ConfigError> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(url) = &self.public_url {
+            config.public_url = Some(url.clone());
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Npm { command: HelpCommand::Help, common } => npm_help(&common),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = format!("registry-mirror: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            let _ = writeln!(std::io::stderr(), "{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn serve(args: &ServeArgs) -> Result<(), BoxError> {
+    let mut config = args.common.config()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> Result<(), BoxError> {
+    let router = server::build(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| server::StartError::Listen(config.listen, err))?;
+    let addr = listener.local_addr()?;
+    announce(addr)?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The one line scripts and tests read to learn the address (port 0 picks one).
+fn announce(addr: SocketAddr) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}")?;
+    stdout.flush()
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down, finishing in-flight responses");
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn npm_help(common: &CommonArgs) -> Result<(), BoxError> {
+    let config = common.config()?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let base = base.trim_end_matches('/');
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "# ~/.npmrc or the project's .npmrc")?;
+    writeln!(out, "registry={base}/npm/")?;
+    writeln!(out)?;
+    writeln!(out, "# or for one command:")?;
+    writeln!(out, "#   npm install --registry {base}/npm/")?;
+    Ok(())
+}

@@ -92,6 +92,21 @@ impl Error {
         Error::Storage(source.into())
     }
 
+    /// Which class of failure this is, for mapping to a status code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound => ErrorKind::NotFound,
+            Error::Upstream { .. } | Error::UpstreamStatus { .. } => ErrorKind::BadUpstream,
+            Error::DigestMismatch { .. } | Error::LengthMismatch { .. } => ErrorKind::BadUpstream,
+            Error::UpstreamTimeout => ErrorKind::UpstreamTimeout,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Storage(_) | Error::Io(_) => ErrorKind::Internal,
+        }
+    }
+
     /// True when the thing asked for does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
@@ -113,6 +128,30 @@ impl Error {
                 | Error::LengthMismatch { .. }
         )
     }
+}
+
+/// The classes of [`Error`], one per distinct response a service gives.
+///
+/// Deliberately exhaustive: a service maps each kind to a status with a `match` that has
+/// no wildcard, so a new kind is a compile error in every service until handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 404.
+    NotFound,
+    /// Upstream failed or sent a bad body: 502.
+    BadUpstream,
+    /// Upstream too slow: 504.
+    UpstreamTimeout,
+    /// A body over a limit: 413 for uploads, 502 for upstream bodies.
+    TooLarge,
+    /// 416.
+    RangeNotSatisfiable,
+    /// Bad input: 400.
+    Invalid,
+    /// Lost a race with another writer: 409.
+    Conflict,
+    /// Local storage failure: 500.
+    Internal,
 }
 
 /// The result type of mirror-core.

@@ -45,9 +45,10 @@ pub use crate::cache::{
     BodyMeta, BodyRead, Cache, CacheBuilder, CacheEntry, CacheMetrics, CacheStatus, FetchSpec,
     Fetched, MetricsSnapshot, Policy, CACHE_STATUS_HEADER,
 };
+pub use crate::body::Body;
 pub use crate::clock::Clock;
 pub use crate::digest::{Algorithm, Digest};
-pub use crate::error::{BoxError, Error, Result};
+pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::storage::{
     check_precondition, put_bytes, read_to_bytes, BlobInfo, BlobRead, BlobStore, BlobWriter,
     ByteStream, Expected, FsBlobStore, MemoryBlobStore, MemoryMetadataStore, MetadataStore,

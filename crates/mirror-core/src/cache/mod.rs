@@ -330,6 +330,19 @@ impl Cache {
         }
     }
 
+    /// A cached body as a [`CacheStatus::Hit`], without asking upstream; `None` when the key
+    /// is not stored. Immutable content served from here needs no upstream details at all.
+    pub async fn get_cached(&self, key: &str) -> Result<Option<Fetched>> {
+        let Some(entry) = self.lookup(key).await? else {
+            return Ok(None);
+        };
+        if self.inner.blobs.size(&entry.digest).await? != Some(entry.size) {
+            return Ok(None);
+        }
+        self.inner.metrics.count(CacheStatus::Hit);
+        Ok(Some(self.stored(CacheStatus::Hit, &entry)))
+    }
+
     /// Answers a request, streaming from upstream on a miss.
     ///
     /// Fails with [`Error::NotFound`] when upstream does not have the key, and with an

@@ -1,0 +1,123 @@
+//! The configuration file, its defaults, and the flags and environment that override it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mirror_npm::NpmConfig;
+use serde::Deserialize;
+
+/// Everything `registry-mirror` can be told. Every key is optional; the defaults are the
+/// embedded default: loopback, one data directory, the public registries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    /// The URL clients use to reach this server; else rebuilt from request headers.
+    pub(crate) public_url: Option<String>,
+    /// How long an upstream 404 is remembered.
+    #[serde(with = "humantime_serde")]
+    pub(crate) negative_ttl: Duration,
+    /// `text` or `json`.
+    pub(crate) log_format: LogFormat,
+    pub(crate) npm: NpmConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("registry-mirror-data"),
+            public_url: None,
+            negative_ttl: Duration::from_secs(60),
+            log_format: LogFormat::Text,
+            npm: NpmConfig::default(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file, or the defaults when no file is given.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    }
+
+    /// The npm configuration with the server-wide public URL applied to its mount.
+    pub(crate) fn npm(&self) -> NpmConfig {
+        let mut npm = self.npm.clone();
+        npm.mount_path = "/npm".to_owned();
+        if npm.public_url.is_none() {
+            npm.public_url =
+                self.public_url.as_ref().map(|url| format!("{}/npm", url.trim_end_matches('/')));
+        }
+        npm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.listen, Config::default().listen);
+        assert_eq!(config.npm.upstream, "https://registry.npmjs.org/");
+    }
+
+    #[test]
+    fn parses_the_documented_keys() {
+        let config: Config = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            data_dir = "/var/lib/mirror"
+            public_url = "https://mirror.example.com/"
+            negative_ttl = "30s"
+            [npm]
+            upstream = "http://127.0.0.1:4873/"
+            metadata_ttl = "5m"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.npm.metadata_ttl, Duration::from_secs(300));
+        assert_eq!(config.npm().public_url.as_deref(), Some("https://mirror.example.com/npm"));
+        assert_eq!(config.negative_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[npm]\nupstrem = \"x\"").is_err());
+    }
+}

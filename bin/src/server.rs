@@ -1,0 +1,96 @@
+//! Composes the stores, the cache and the ecosystem services on one listener.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, StatusCode};
+use mirror_core::{Cache, FsBlobStore, RedbMetadataStore};
+use mirror_npm::NpmMirror;
+use tracing::Instrument;
+
+use crate::config::Config;
+
+/// Everything the server holds.
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    cache: Cache,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("cannot prepare data directory {0}")]
+    DataDir(String, #[source] std::io::Error),
+    #[error("cannot open storage")]
+    Storage(#[from] mirror_core::Error),
+    #[error("cannot set up npm")]
+    Npm(#[from] mirror_npm::NpmError),
+    #[error("cannot listen on {0}")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
+}
+
+/// Opens the stores under the data directory and builds the router.
+pub(crate) fn build(config: &Config) -> Result<Router, StartError> {
+    let dir = &config.data_dir;
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
+    let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
+    let metadata = Arc::new(RedbMetadataStore::open(dir.join("metadata.redb"))?);
+    let cache = Cache::builder(blobs, metadata)
+        .spool_dir(spool)
+        .negative_ttl(config.negative_ttl)
+        .build();
+    let npm = NpmMirror::new(cache.clone(), config.npm())?;
+    let app = App { cache };
+
+    Ok(Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .nest_service("/npm", npm)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(app))
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// Prometheus text exposition of the cache counters.
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let m = app.cache.metrics().snapshot();
+    let counters = [
+        ("registry_mirror_cache_hits_total", "Answers served from the cache.", m.hits),
+        ("registry_mirror_cache_misses_total", "Bodies fetched from upstream.", m.misses),
+        ("registry_mirror_cache_revalidated_total", "Cached copies confirmed by upstream.", m.revalidated),
+        ("registry_mirror_cache_stale_total", "Stale copies served because upstream failed.", m.stale),
+        ("registry_mirror_upstream_requests_total", "Requests sent upstream.", m.upstream_requests),
+        ("registry_mirror_upstream_failures_total", "Fetches that failed with nothing cached.", m.upstream_failures),
+        ("registry_mirror_upstream_bytes_total", "Body bytes received from upstream.", m.upstream_bytes),
+    ];
+    let mut text = String::new();
+    for (name, help, value) in counters {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// One span per request; status and latency when the response head is ready.
+async fn log_request(request: Request, next: Next) -> Response {
+    let span = tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    span.in_scope(|| tracing::debug!(status, latency_ms, "response"));
+    response
+}

@@ -1,0 +1,390 @@
+//! The npm registry as a tower `Service`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use mirror_core::http_util::{base_url, content_range, if_none_match, parse_range, wants_revalidation};
+use mirror_core::{
+    body, put_bytes, read_to_bytes, Algorithm, Body, Cache, CacheStatus, Digest, Expected,
+    FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::config::NpmConfig;
+use crate::error::NpmError;
+use crate::packument::{derive, TarballInfo};
+use crate::path::{route, PackageName, Route};
+use crate::rewrite::{count_sentinels, replace_base, replaced_len};
+
+const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+/// Packument transforms allowed at once; each holds a few copies of a document in memory.
+const CONCURRENT_TRANSFORMS: usize = 2;
+
+type Result<T, E = NpmError> = std::result::Result<T, E>;
+
+/// An npm registry mirror: serves packuments and tarballs, fetching them from upstream on a
+/// miss through the shared [`Cache`].
+///
+/// The service sees paths relative to where it is mounted (as axum's `nest_service` gives
+/// them): `/react`, `/@types%2fnode`, `/react/-/react-18.2.0.tgz`.
+#[derive(Debug, Clone)]
+pub struct NpmMirror {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cache: Cache,
+    upstream: Arc<dyn Upstream>,
+    upstream_base: Url,
+    config: NpmConfig,
+    transforms: Semaphore,
+}
+
+/// The documents derived from one stored upstream packument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DerivedRecord {
+    source: Digest,
+    full: StoredDoc,
+    abbreviated: StoredDoc,
+    tarballs: Digest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredDoc {
+    digest: Digest,
+    size: u64,
+    sentinels: u64,
+}
+
+impl NpmMirror {
+    /// A mirror of `config.upstream` over HTTP.
+    pub fn new(cache: Cache, config: NpmConfig) -> Result<Self> {
+        let upstream = HttpUpstream::builder(&config.upstream)?.build()?;
+        Self::with_upstream(cache, config, Arc::new(upstream))
+    }
+
+    /// A mirror that reaches upstream through a custom [`Upstream`]; `config.upstream`
+    /// still names upstream's origin, which decides which tarball URLs may be fetched as
+    /// they are.
+    pub fn with_upstream(cache: Cache, config: NpmConfig, upstream: Arc<dyn Upstream>) -> Result<Self> {
+        let upstream_base =
+            Url::parse(&config.upstream).map_err(|err| NpmError::Config(format!("upstream: {err}")))?;
+        let transforms = Semaphore::new(CONCURRENT_TRANSFORMS);
+        Ok(NpmMirror { inner: Arc::new(Inner { cache, upstream, upstream_base, config, transforms }) })
+    }
+
+    /// Answers one request; never fails, errors become npm-format responses.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        let (parts, _body) = request.into_parts();
+        let result = self.inner.dispatch(&parts.method, &parts.uri, &parts.headers).await;
+        result.unwrap_or_else(NpmError::into_response)
+    }
+}
+
+impl<B> tower::Service<Request<B>> for NpmMirror
+where
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mirror = self.clone();
+        Box::pin(async move { Ok(mirror.handle(request).await) })
+    }
+}
+
+/// What the request asked for, decided from its headers.
+struct Ask<'a> {
+    headers: &'a HeaderMap,
+    base: String,
+    head: bool,
+}
+
+impl Inner {
+    async fn dispatch(&self, method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<Response<Body>> {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(NpmError::MethodNotAllowed);
+        }
+        let public_url = self.config.public_url.as_deref();
+        let base = base_url(public_url, headers, uri, &self.config.mount_path);
+        let ask = Ask { headers, base, head: method == Method::HEAD };
+        match route(uri.path()).ok_or(NpmError::InvalidPath)? {
+            Route::Root => Ok(json_response(StatusCode::OK, r#"{"db_name":"registry"}"#)),
+            Route::Ping => Ok(json_response(StatusCode::OK, "{}")),
+            Route::Packument(name) => self.packument(&name, &ask).await,
+            Route::Version(name, version) => self.version(&name, &version).await,
+            Route::Tarball(name, file) => self.tarball(&name, &file, &ask).await,
+            Route::UnsupportedSpecial => Err(NpmError::NotFound),
+        }
+    }
+
+    fn packument_spec(&self, name: &PackageName, revalidate_now: bool) -> FetchSpec {
+        let mut request = UpstreamRequest::get(name.upstream_path());
+        request.headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let expected = Expected { max_size: Some(self.config.max_packument_bytes), ..Expected::none() };
+        FetchSpec::new(format!("npm/packument/{}", name.as_str()), Arc::clone(&self.upstream), request)
+            .revalidate_after(self.config.metadata_ttl)
+            .revalidate_now(revalidate_now)
+            .expect(expected)
+    }
+
+    /// Makes sure the packument is current and its derived documents exist.
+    async fn derived(&self, name: &PackageName, revalidate_now: bool) -> Result<(CacheStatus, DerivedRecord)> {
+        let (status, entry) = self.cache.ensure(self.packument_spec(name, revalidate_now)).await?;
+        let key = format!("npm/derived/{}", name.as_str());
+        if let Some(record) = self.load_derived(&key, &entry.digest).await? {
+            return Ok((status, record));
+        }
+        let _permit = self.transforms.acquire().await.map_err(mirror_core::Error::storage)?;
+        if let Some(record) = self.load_derived(&key, &entry.digest).await? {
+            return Ok((status, record));
+        }
+        let record = self.transform(name, &entry.digest).await?;
+        let value = serde_json::to_vec(&record).map_err(mirror_core::Error::storage)?;
+        self.cache.metadata().put(&key, value.into(), Precondition::None).await?;
+        Ok((status, record))
+    }
+
+    async fn load_derived(&self, key: &str, source: &Digest) -> Result<Option<DerivedRecord>> {
+        let Some(record) = self.cache.metadata().get(key).await? else {
+            return Ok(None);
+        };
+        let record: Option<DerivedRecord> = serde_json::from_slice(&record.value).ok();
+        Ok(record.filter(|r| &r.source == source))
+    }
+
+    async fn transform(&self, name: &PackageName, source: &Digest) -> Result<DerivedRecord> {
+        let raw = read_to_bytes(self.cache.blobs().as_ref(), source).await?;
+        let (name_owned, base) = (name.clone(), self.upstream_base.clone());
+        let derived = tokio::task::spawn_blocking(move || derive(&raw, &name_owned, &base))
+            .await
+            .map_err(mirror_core::Error::storage)?
+            .map_err(NpmError::MalformedPackument)?;
+        tracing::debug!(package = name.as_str(), tarballs = derived.tarballs.len(), "packument derived");
+        let tarballs = serde_json::to_vec(&derived.tarballs).map_err(mirror_core::Error::storage)?;
+        Ok(DerivedRecord {
+            source: source.clone(),
+            full: self.store_doc(derived.full).await?,
+            abbreviated: self.store_doc(derived.abbreviated).await?,
+            tarballs: self.store_blob(tarballs).await?,
+        })
+    }
+
+    async fn store_doc(&self, doc: Vec<u8>) -> Result<StoredDoc> {
+        let sentinels = count_sentinels(&doc);
+        let size = doc.len() as u64;
+        let digest = self.store_blob(doc).await?;
+        Ok(StoredDoc { digest, size, sentinels })
+    }
+
+    async fn store_blob(&self, bytes: Vec<u8>) -> Result<Digest> {
+        let info = put_bytes(self.cache.blobs().as_ref(), bytes.into(), Expected::none()).await?;
+        Ok(info.digest)
+    }
+
+    async fn packument(&self, name: &PackageName, ask: &Ask<'_>) -> Result<Response<Body>> {
+        let (status, record) = self.derived(name, wants_revalidation(ask.headers)).await?;
+        let abbreviated = accepts_abbreviated(ask.headers);
+        let (doc, content_type) = if abbreviated {
+            (&record.abbreviated, ABBREVIATED)
+        } else {
+            (&record.full, "application/json")
+        };
+        let etag = doc_etag(doc, &ask.base);
+        let mut response = if if_none_match(ask.headers, &etag) {
+            empty_response(StatusCode::NOT_MODIFIED)
+        } else {
+            self.doc_response(doc, ask).await?
+        };
+        let headers = response.headers_mut();
+        set(headers, header::CONTENT_TYPE, content_type);
+        set(headers, header::ETAG, &etag);
+        set(headers, header::VARY, "Accept");
+        set(headers, header::CACHE_CONTROL, "public, max-age=300");
+        set(headers, CACHE_STATUS_HEADER, status.as_str());
+        Ok(response)
+    }
+
+    async fn doc_response(&self, doc: &StoredDoc, ask: &Ask<'_>) -> Result<Response<Body>> {
+        let len = replaced_len(doc.size, doc.sentinels, ask.base.len());
+        let mut response = if ask.head {
+            empty_response(StatusCode::OK)
+        } else {
+            let stored = self.cache.blobs().read(&doc.digest, None).await?;
+            let base = Bytes::from(ask.base.clone());
+            Response::new(body::from_stream(replace_base(stored.stream, base)))
+        };
+        set(response.headers_mut(), header::CONTENT_LENGTH, &len.to_string());
+        Ok(response)
+    }
+
+    /// `/<name>/<version or dist-tag>`: one version's manifest from the full document.
+    async fn version(&self, name: &PackageName, wanted: &str) -> Result<Response<Body>> {
+        let (status, record) = self.derived(name, false).await?;
+        let found = self.find_version(&record, wanted).await?;
+        let doc = match (found, status) {
+            (Some(doc), _) => doc,
+            (None, CacheStatus::Hit) => {
+                let (_, record) = self.derived(name, true).await?;
+                self.find_version(&record, wanted).await?.ok_or(NpmError::NotFound)?
+            }
+            (None, _) => return Err(NpmError::NotFound),
+        };
+        Ok(json_response(StatusCode::OK, doc))
+    }
+
+    async fn find_version(&self, record: &DerivedRecord, wanted: &str) -> Result<Option<String>> {
+        let full = read_to_bytes(self.cache.blobs().as_ref(), &record.full.digest).await?;
+        let wanted = wanted.to_owned();
+        let found = tokio::task::spawn_blocking(move || version_of(&full, &wanted))
+            .await
+            .map_err(mirror_core::Error::storage)?;
+        Ok(found)
+    }
+
+    async fn tarball(&self, name: &PackageName, file: &str, ask: &Ask<'_>) -> Result<Response<Body>> {
+        let key = format!("npm/tarball/{}/{file}", name.as_str());
+        let fetched = match self.cache.get_cached(&key).await? {
+            Some(hit) => hit,
+            None => {
+                let info = self.tarball_info(name, file).await?;
+                let spec = FetchSpec::new(key, Arc::clone(&self.upstream), UpstreamRequest::get(&info.target))
+                    .expect(tarball_expectation(&info, self.config.max_tarball_bytes));
+                self.cache.get(spec).await?
+            }
+        };
+        tarball_response(fetched, ask).await
+    }
+
+    /// Finds a tarball in the packument, revalidating it at once if the file is not listed:
+    /// it may have been published since the packument was cached.
+    async fn tarball_info(&self, name: &PackageName, file: &str) -> Result<TarballInfo> {
+        let (status, record) = self.derived(name, false).await?;
+        if let Some(info) = self.lookup_tarball(&record, file).await? {
+            return Ok(info);
+        }
+        if status != CacheStatus::Hit {
+            return Err(NpmError::NotFound);
+        }
+        let (_, record) = self.derived(name, true).await?;
+        self.lookup_tarball(&record, file).await?.ok_or(NpmError::NotFound)
+    }
+
+    async fn lookup_tarball(&self, record: &DerivedRecord, file: &str) -> Result<Option<TarballInfo>> {
+        let index = read_to_bytes(self.cache.blobs().as_ref(), &record.tarballs).await?;
+        let mut index: BTreeMap<String, TarballInfo> =
+            serde_json::from_slice(&index).map_err(mirror_core::Error::storage)?;
+        Ok(index.remove(file))
+    }
+}
+
+fn tarball_expectation(info: &TarballInfo, max_size: u64) -> Expected {
+    let integrity = info.integrity.as_deref().and_then(|sri| Digest::from_sri(sri).ok());
+    let shasum = || info.shasum.as_deref().and_then(|hex| Digest::from_hex(Algorithm::Sha1, hex).ok());
+    let digests = integrity.or_else(shasum).into_iter().collect();
+    Expected { digests, size: None, max_size: Some(max_size) }
+}
+
+async fn tarball_response(fetched: Fetched, ask: &Ask<'_>) -> Result<Response<Body>> {
+    let status = fetched.status();
+    let meta = fetched.meta().clone();
+    let range = match meta.size {
+        Some(size) => parse_range(ask.headers, size)
+            .map_err(|()| mirror_core::Error::RangeNotSatisfiable { size })?,
+        None => None,
+    };
+    let read = if ask.head { None } else { Some(fetched.open(range).await?) };
+    let (code, length) = match (read.as_ref().and_then(|r| r.range.clone()), meta.size) {
+        (Some(range), Some(size)) => (StatusCode::PARTIAL_CONTENT, Some((range, size))),
+        _ => (StatusCode::OK, None),
+    };
+    let mut response = Response::new(read.map_or_else(body::empty, |r| body::from_stream(r.stream)));
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    match (&length, meta.size) {
+        (Some((range, size)), _) => {
+            set(headers, header::CONTENT_RANGE, &content_range(range, *size));
+            set(headers, header::CONTENT_LENGTH, &(range.end - range.start).to_string());
+        }
+        (None, Some(size)) => set(headers, header::CONTENT_LENGTH, &size.to_string()),
+        (None, None) => {}
+    }
+    if let Some(digest) = &meta.digest {
+        set(headers, header::ETAG, &format!("\"{}\"", digest.hex()));
+    }
+    set(headers, header::CONTENT_TYPE, "application/octet-stream");
+    set(headers, header::ACCEPT_RANGES, "bytes");
+    set(headers, header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    set(headers, CACHE_STATUS_HEADER, status.as_str());
+    Ok(response)
+}
+
+/// True when the client prefers the abbreviated form (npm sends it with q=1.0 and JSON as
+/// a fallback).
+fn accepts_abbreviated(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            media.eq_ignore_ascii_case(ABBREVIATED) && !refused
+        })
+}
+
+/// Depends on both the stored document and the base URL substituted into it.
+fn doc_etag(doc: &StoredDoc, base: &str) -> String {
+    let base_hash = mirror_core::digest::sha256_of(base.as_bytes()).hex();
+    format!("\"{}-{}\"", &doc.digest.hex()[..32], &base_hash[..8])
+}
+
+/// Picks one version (or the version a dist-tag names) out of a full packument.
+fn version_of(full: &[u8], wanted: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Doc<'a> {
+        #[serde(borrow, default)]
+        versions: BTreeMap<String, &'a serde_json::value::RawValue>,
+        #[serde(rename = "dist-tags", default)]
+        dist_tags: BTreeMap<String, String>,
+    }
+    let doc: Doc<'_> = serde_json::from_slice(full).ok()?;
+    let version = doc.dist_tags.get(wanted).map_or(wanted, String::as_str);
+    doc.versions.get(version).map(|raw| raw.get().to_owned())
+}
+
+fn set(headers: &mut HeaderMap, name: impl header::IntoHeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(body::full(json.into()));
+    *response.status_mut() = status;
+    set(response.headers_mut(), header::CONTENT_TYPE, "application/json");
+    response
+}
