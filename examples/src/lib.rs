@@ -1,1 +1,1 @@
-//! Examples live under `examples/`.
+//! Examples of embedding the registry mirror crates; see the files beside `Cargo.toml`.
