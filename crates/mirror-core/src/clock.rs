@@ -19,7 +19,10 @@ pub struct Clock {
 impl Clock {
     /// A clock anchored at the current time.
     pub fn new() -> Self {
-        Clock { anchor_wall: SystemTime::now(), anchor_mono: Instant::now() }
+        Clock {
+            anchor_wall: SystemTime::now(),
+            anchor_mono: Instant::now(),
+        }
     }
 
     /// The current time.
@@ -29,7 +32,10 @@ impl Clock {
 
     /// The current time as milliseconds since the Unix epoch.
     pub fn now_millis(&self) -> u64 {
-        let since_epoch = self.now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let since_epoch = self
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     }
 }

@@ -64,9 +64,15 @@ impl Digest {
     /// Wraps raw digest bytes, checking their length against the algorithm.
     pub fn from_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self> {
         if bytes.len() != algorithm.output_len() {
-            return Err(Error::Invalid(format!("{} digest of wrong length", algorithm.name())));
+            return Err(Error::Invalid(format!(
+                "{} digest of wrong length",
+                algorithm.name()
+            )));
         }
-        Ok(Digest { algorithm, bytes: bytes.into() })
+        Ok(Digest {
+            algorithm,
+            bytes: bytes.into(),
+        })
     }
 
     /// Parses lowercase or uppercase hex for the given algorithm (`shasum`, `.sha1` files).
@@ -133,8 +139,9 @@ impl FromStr for Digest {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let (name, hex) =
-            text.split_once(':').ok_or_else(|| Error::Invalid("digest lacks algorithm".into()))?;
+        let (name, hex) = text
+            .split_once(':')
+            .ok_or_else(|| Error::Invalid("digest lacks algorithm".into()))?;
         let algorithm = Algorithm::from_name(name)
             .ok_or_else(|| Error::Invalid(format!("unsupported digest algorithm {name:?}")))?;
         if hex.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -212,12 +219,19 @@ impl MultiHasher {
         if let Some(h) = self.sha512 {
             others.push(digest_of(Algorithm::Sha512, &h.finalize()));
         }
-        Digests { sha256, others, len: self.len }
+        Digests {
+            sha256,
+            others,
+            len: self.len,
+        }
     }
 }
 
 fn digest_of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
-    Digest { algorithm, bytes: bytes.into() }
+    Digest {
+        algorithm,
+        bytes: bytes.into(),
+    }
 }
 
 /// The output of a [`MultiHasher`].
@@ -243,10 +257,16 @@ impl Digests {
     pub fn verify(&self, expected: &[Digest]) -> Result<()> {
         for want in expected {
             let Some(got) = self.get(want.algorithm) else {
-                return Err(Error::Invalid(format!("{} was not computed", want.algorithm.name())));
+                return Err(Error::Invalid(format!(
+                    "{} was not computed",
+                    want.algorithm.name()
+                )));
             };
             if got != want {
-                return Err(Error::DigestMismatch { expected: want.clone(), actual: got.clone() });
+                return Err(Error::DigestMismatch {
+                    expected: want.clone(),
+                    actual: got.clone(),
+                });
             }
         }
         Ok(())

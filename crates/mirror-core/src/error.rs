@@ -84,7 +84,10 @@ pub enum Error {
 impl Error {
     /// Builds [`Error::Upstream`] from a message and a cause.
     pub fn upstream(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Upstream { message: message.into(), source: Some(source.into()) }
+        Error::Upstream {
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     /// Builds [`Error::Storage`] from any error.

@@ -40,7 +40,9 @@ pub fn base_url(
 pub fn is_safe_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 /// Parses a single `Range: bytes=...` header against a body of `size` bytes.
@@ -69,7 +71,11 @@ pub fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>,
         size.saturating_sub(suffix)..size
     } else {
         let start: u64 = start.parse().map_err(|_| ())?;
-        let end = if end.is_empty() { size } else { end.parse::<u64>().map_err(|_| ())?.saturating_add(1) };
+        let end = if end.is_empty() {
+            size
+        } else {
+            end.parse::<u64>().map_err(|_| ())?.saturating_add(1)
+        };
         start..end.min(size)
     };
     if range.start >= range.end {
@@ -80,16 +86,26 @@ pub fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>,
 
 /// The `Content-Range` value for a range of a body of `size` bytes.
 pub fn content_range(range: &Range<u64>, size: u64) -> String {
-    format!("bytes {}-{}/{size}", range.start, range.end.saturating_sub(1))
+    format!(
+        "bytes {}-{}/{size}",
+        range.start,
+        range.end.saturating_sub(1)
+    )
 }
 
 /// True when the request's `If-None-Match` lists `etag` (or `*`), so a 304 answers it.
 pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     let bare = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
     let want = bare(etag);
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|value| {
-        value.split(',').any(|tag| tag.trim() == "*" || bare(tag) == want)
-    })
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == "*" || bare(tag) == want)
+        })
 }
 
 /// True when the client asked to bypass cached copies (`Cache-Control: no-cache`,
@@ -103,7 +119,9 @@ pub fn wants_revalidation(headers: &HeaderMap) -> bool {
         .flat_map(|v| v.split(','))
         .map(|d| d.trim().to_ascii_lowercase())
         .collect::<Vec<_>>();
-    directives.iter().any(|d| d == "no-cache" || d == "max-age=0")
+    directives
+        .iter()
+        .any(|d| d == "no-cache" || d == "max-age=0")
 }
 
 #[cfg(test)]
@@ -124,9 +142,19 @@ mod tests {
     fn base_url_prefers_configuration_then_forwarded_headers() {
         let uri: Uri = "/npm/react".parse().unwrap();
         let h = headers(&[("host", "127.0.0.1:8080")]);
-        assert_eq!(base_url(Some("https://m.example/npm/"), &h, &uri, "/npm"), "https://m.example/npm");
-        assert_eq!(base_url(None, &h, &uri, "/npm"), "http://127.0.0.1:8080/npm");
-        let h = headers(&[("host", "x"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "m.example, p")]);
+        assert_eq!(
+            base_url(Some("https://m.example/npm/"), &h, &uri, "/npm"),
+            "https://m.example/npm"
+        );
+        assert_eq!(
+            base_url(None, &h, &uri, "/npm"),
+            "http://127.0.0.1:8080/npm"
+        );
+        let h = headers(&[
+            ("host", "x"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "m.example, p"),
+        ]);
         assert_eq!(base_url(None, &h, &uri, "/npm/"), "https://m.example/npm");
     }
 
@@ -156,10 +184,22 @@ mod tests {
 
     #[test]
     fn conditional_and_cache_directives() {
-        assert!(if_none_match(&headers(&[("if-none-match", "\"a\", W/\"b\"")]), "\"b\""));
-        assert!(!if_none_match(&headers(&[("if-none-match", "\"a\"")]), "\"b\""));
-        assert!(wants_revalidation(&headers(&[("cache-control", "max-age=0")])));
+        assert!(if_none_match(
+            &headers(&[("if-none-match", "\"a\", W/\"b\"")]),
+            "\"b\""
+        ));
+        assert!(!if_none_match(
+            &headers(&[("if-none-match", "\"a\"")]),
+            "\"b\""
+        ));
+        assert!(wants_revalidation(&headers(&[(
+            "cache-control",
+            "max-age=0"
+        )])));
         assert!(wants_revalidation(&headers(&[("pragma", "no-cache")])));
-        assert!(!wants_revalidation(&headers(&[("cache-control", "max-age=300")])));
+        assert!(!wants_revalidation(&headers(&[(
+            "cache-control",
+            "max-age=300"
+        )])));
     }
 }

@@ -41,11 +41,11 @@ pub mod http_util;
 mod storage;
 mod upstream;
 
+pub use crate::body::Body;
 pub use crate::cache::{
     BodyMeta, BodyRead, Cache, CacheBuilder, CacheEntry, CacheMetrics, CacheStatus, FetchSpec,
     Fetched, MetricsSnapshot, Policy, CACHE_STATUS_HEADER,
 };
-pub use crate::body::Body;
 pub use crate::clock::Clock;
 pub use crate::digest::{Algorithm, Digest};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};

@@ -63,9 +63,10 @@ impl NpmError {
         let doc = serde_json::json!({ "error": message });
         let mut response = Response::new(body::full(doc.to_string()));
         *response.status_mut() = status;
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         response
     }
 }

@@ -70,10 +70,12 @@ pub(crate) struct Derived {
 
 /// Derives the served documents; the error says what was wrong with upstream's document.
 pub(crate) fn derive(raw: &[u8], name: &PackageName, upstream: &Url) -> Result<Derived, String> {
-    let top: IndexMap<String, &RawValue> =
-        serde_json::from_slice(raw).map_err(|err| format!("packument is not a JSON object: {err}"))?;
+    let top: IndexMap<String, &RawValue> = serde_json::from_slice(raw)
+        .map_err(|err| format!("packument is not a JSON object: {err}"))?;
     let versions: IndexMap<String, &RawValue> = match top.get("versions") {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|err| format!("bad versions: {err}"))?,
+        Some(raw) => {
+            serde_json::from_str(raw.get()).map_err(|err| format!("bad versions: {err}"))?
+        }
         None => IndexMap::new(),
     };
 
@@ -81,7 +83,8 @@ pub(crate) fn derive(raw: &[u8], name: &PackageName, upstream: &Url) -> Result<D
     let mut full_versions = IndexMap::with_capacity(versions.len());
     let mut abbreviated_versions = IndexMap::with_capacity(versions.len());
     for (version, raw) in versions {
-        let mut doc: Value = serde_json::from_str(raw.get()).map_err(|err| format!("{version}: {err}"))?;
+        let mut doc: Value =
+            serde_json::from_str(raw.get()).map_err(|err| format!("{version}: {err}"))?;
         if let Some((file, info)) = rewrite_tarball(&mut doc, name, &version, upstream) {
             tarballs.insert(file, info);
         }
@@ -92,7 +95,11 @@ pub(crate) fn derive(raw: &[u8], name: &PackageName, upstream: &Url) -> Result<D
     let full = write_full(&top, &full_versions)?;
     drop(full_versions);
     let abbreviated = write_abbreviated(&top, &abbreviated_versions)?;
-    Ok(Derived { full, abbreviated, tarballs })
+    Ok(Derived {
+        full,
+        abbreviated,
+        tarballs,
+    })
 }
 
 fn to_raw(value: &Value) -> Result<Box<RawValue>, String> {
@@ -164,7 +171,9 @@ fn has_install_script(fields: &Map<String, Value>) -> bool {
     let Some(scripts) = fields.get("scripts").and_then(Value::as_object) else {
         return false;
     };
-    ["preinstall", "install", "postinstall"].iter().any(|s| scripts.contains_key(*s))
+    ["preinstall", "install", "postinstall"]
+        .iter()
+        .any(|s| scripts.contains_key(*s))
 }
 
 #[derive(Serialize)]
@@ -180,7 +189,11 @@ fn write_full(
 ) -> Result<Vec<u8>, String> {
     let mut out: IndexMap<&str, Field<'_>> = IndexMap::with_capacity(top.len());
     for (key, value) in top {
-        let field = if key == "versions" { Field::Versions(versions) } else { Field::Raw(value) };
+        let field = if key == "versions" {
+            Field::Versions(versions)
+        } else {
+            Field::Raw(value)
+        };
         out.insert(key, field);
     }
     serde_json::to_vec(&out).map_err(|err| err.to_string())
@@ -252,10 +265,16 @@ mod tests {
     fn full_form_keeps_everything_but_points_tarballs_at_the_mirror() {
         let full: Value = serde_json::from_slice(&derived().full).unwrap();
         let v1 = &full["versions"]["1.0.0"];
-        assert_eq!(v1["dist"]["tarball"], format!("{BASE_SENTINEL}/@a/b/-/b-1.0.0.tgz"));
+        assert_eq!(
+            v1["dist"]["tarball"],
+            format!("{BASE_SENTINEL}/@a/b/-/b-1.0.0.tgz")
+        );
         assert_eq!(v1["readme"], "long text");
         assert_eq!(full["custom"], serde_json::json!([1, 2, 3]));
-        assert_eq!(full["versions"]["2.0.0"]["dist"]["tarball"], format!("{BASE_SENTINEL}/@a/b/-/b-2.0.0.tgz"));
+        assert_eq!(
+            full["versions"]["2.0.0"]["dist"]["tarball"],
+            format!("{BASE_SENTINEL}/@a/b/-/b-2.0.0.tgz")
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl PackageName {
 fn valid_part(part: &str) -> bool {
     !part.is_empty()
         && !part.starts_with(['.', '_'])
-        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!'()*".contains(&b))
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!'()*".contains(&b))
 }
 
 /// A tarball file name: a plain file name ending in `.tgz`.
@@ -72,7 +74,9 @@ pub(crate) fn valid_tarball_file(file: &str) -> bool {
     file.len() <= 255
         && file.ends_with(".tgz")
         && !file.starts_with('.')
-        && file.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._+".contains(&b))
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._+".contains(&b))
 }
 
 /// Parses a request path; `None` for paths that cannot name anything (a 400).
@@ -84,7 +88,11 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     }
     let segments: Vec<&str> = trimmed.trim_end_matches('/').split('/').collect();
     if segments[0] == "-" {
-        return Some(if segments == ["-", "ping"] { Route::Ping } else { Route::UnsupportedSpecial });
+        return Some(if segments == ["-", "ping"] {
+            Route::Ping
+        } else {
+            Route::UnsupportedSpecial
+        });
     }
     let (name, rest) = if segments[0].starts_with('@') {
         let name = segments.get(..2)?.join("/");
@@ -114,11 +122,26 @@ mod tests {
         assert_eq!(route("/"), Some(Route::Root));
         assert_eq!(route("/-/ping"), Some(Route::Ping));
         assert_eq!(route("/react"), Some(Route::Packument(name("react"))));
-        assert_eq!(route("/@types%2fnode"), Some(Route::Packument(name("@types/node"))));
-        assert_eq!(route("/@types%2Fnode"), Some(Route::Packument(name("@types/node"))));
-        assert_eq!(route("/@types/node"), Some(Route::Packument(name("@types/node"))));
-        assert_eq!(route("/react/18.2.0"), Some(Route::Version(name("react"), "18.2.0".into())));
-        assert_eq!(route("/react/latest"), Some(Route::Version(name("react"), "latest".into())));
+        assert_eq!(
+            route("/@types%2fnode"),
+            Some(Route::Packument(name("@types/node")))
+        );
+        assert_eq!(
+            route("/@types%2Fnode"),
+            Some(Route::Packument(name("@types/node")))
+        );
+        assert_eq!(
+            route("/@types/node"),
+            Some(Route::Packument(name("@types/node")))
+        );
+        assert_eq!(
+            route("/react/18.2.0"),
+            Some(Route::Version(name("react"), "18.2.0".into()))
+        );
+        assert_eq!(
+            route("/react/latest"),
+            Some(Route::Version(name("react"), "latest".into()))
+        );
         assert_eq!(
             route("/@a/b/-/b-1.0.0.tgz"),
             Some(Route::Tarball(name("@a/b"), "b-1.0.0.tgz".into()))
@@ -127,14 +150,27 @@ mod tests {
             route("/@a%2fb/-/b-1.0.0.tgz"),
             Some(Route::Tarball(name("@a/b"), "b-1.0.0.tgz".into()))
         );
-        assert_eq!(route("/JSONStream"), Some(Route::Packument(name("JSONStream"))));
+        assert_eq!(
+            route("/JSONStream"),
+            Some(Route::Packument(name("JSONStream")))
+        );
     }
 
     #[test]
     fn refuses_traversal_and_bad_names() {
         for path in [
-            "/..", "/../etc/passwd", "/%2e%2e", "/a/-/../../x.tgz", "/a/-/x.tar", "/@scope",
-            "/_private", "/.hidden", "/a%00b", "/a b", "/@a/b/c/d", "/a/-/%2e.tgz",
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e",
+            "/a/-/../../x.tgz",
+            "/a/-/x.tar",
+            "/@scope",
+            "/_private",
+            "/.hidden",
+            "/a%00b",
+            "/a b",
+            "/@a/b/c/d",
+            "/a/-/%2e.tgz",
         ] {
             assert_eq!(route(path), None, "{path} must be refused");
         }

@@ -12,7 +12,12 @@ use crate::packument::BASE_SENTINEL;
 /// A sentinel may straddle two chunks, so the last `len - 1` bytes of each chunk wait for
 /// the next one; nothing else is buffered.
 pub(crate) fn replace_base(input: ByteStream, base: Bytes) -> ByteStream {
-    let state = State { input, base, carry: BytesMut::new(), done: false };
+    let state = State {
+        input,
+        base,
+        carry: BytesMut::new(),
+        done: false,
+    };
     stream::unfold(state, |mut state| async move {
         loop {
             if state.done {
@@ -85,12 +90,15 @@ mod tests {
     use super::*;
 
     async fn run(chunks: Vec<&[u8]>) -> Vec<u8> {
-        let items: Vec<mirror_core::Result<Bytes>> =
-            chunks.into_iter().map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        let out: Vec<Bytes> = replace_base(stream::iter(items).boxed(), Bytes::from_static(b"http://m"))
-            .try_collect()
-            .await
-            .unwrap();
+        let items: Vec<mirror_core::Result<Bytes>> = chunks
+            .into_iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let out: Vec<Bytes> =
+            replace_base(stream::iter(items).boxed(), Bytes::from_static(b"http://m"))
+                .try_collect()
+                .await
+                .unwrap();
         out.concat()
     }
 
@@ -100,10 +108,17 @@ mod tests {
         let expected = "{\"a\":\"http://m/x\",\"b\":\"http://m/y\"}";
         for split in 0..doc.len() {
             let (left, right) = doc.as_bytes().split_at(split);
-            assert_eq!(run(vec![left, right]).await, expected.as_bytes(), "split at {split}");
+            assert_eq!(
+                run(vec![left, right]).await,
+                expected.as_bytes(),
+                "split at {split}"
+            );
         }
         let bytewise: Vec<&[u8]> = doc.as_bytes().chunks(1).collect();
         assert_eq!(run(bytewise).await, expected.as_bytes());
-        assert_eq!(replaced_len(doc.len() as u64, count_sentinels(doc.as_bytes()), 8), expected.len() as u64);
+        assert_eq!(
+            replaced_len(doc.len() as u64, count_sentinels(doc.as_bytes()), 8),
+            expected.len() as u64
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use mirror_core::http_util::{base_url, content_range, if_none_match, parse_range, wants_revalidation};
+use mirror_core::http_util::{
+    base_url, content_range, if_none_match, parse_range, wants_revalidation,
+};
 use mirror_core::{
     body, put_bytes, read_to_bytes, Algorithm, Body, Cache, CacheStatus, Digest, Expected,
     FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
@@ -75,17 +77,32 @@ impl NpmMirror {
     /// A mirror that reaches upstream through a custom [`Upstream`]; `config.upstream`
     /// still names upstream's origin, which decides which tarball URLs may be fetched as
     /// they are.
-    pub fn with_upstream(cache: Cache, config: NpmConfig, upstream: Arc<dyn Upstream>) -> Result<Self> {
-        let upstream_base =
-            Url::parse(&config.upstream).map_err(|err| NpmError::Config(format!("upstream: {err}")))?;
+    pub fn with_upstream(
+        cache: Cache,
+        config: NpmConfig,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Self> {
+        let upstream_base = Url::parse(&config.upstream)
+            .map_err(|err| NpmError::Config(format!("upstream: {err}")))?;
         let transforms = Semaphore::new(CONCURRENT_TRANSFORMS);
-        Ok(NpmMirror { inner: Arc::new(Inner { cache, upstream, upstream_base, config, transforms }) })
+        Ok(NpmMirror {
+            inner: Arc::new(Inner {
+                cache,
+                upstream,
+                upstream_base,
+                config,
+                transforms,
+            }),
+        })
     }
 
     /// Answers one request; never fails, errors become npm-format responses.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
         let (parts, _body) = request.into_parts();
-        let result = self.inner.dispatch(&parts.method, &parts.uri, &parts.headers).await;
+        let result = self
+            .inner
+            .dispatch(&parts.method, &parts.uri, &parts.headers)
+            .await;
         result.unwrap_or_else(NpmError::into_response)
     }
 }
@@ -116,13 +133,22 @@ struct Ask<'a> {
 }
 
 impl Inner {
-    async fn dispatch(&self, method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<Response<Body>> {
+    async fn dispatch(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>> {
         if method != Method::GET && method != Method::HEAD {
             return Err(NpmError::MethodNotAllowed);
         }
         let public_url = self.config.public_url.as_deref();
         let base = base_url(public_url, headers, uri, &self.config.mount_path);
-        let ask = Ask { headers, base, head: method == Method::HEAD };
+        let ask = Ask {
+            headers,
+            base,
+            head: method == Method::HEAD,
+        };
         match route(uri.path()).ok_or(NpmError::InvalidPath)? {
             Route::Root => Ok(json_response(StatusCode::OK, r#"{"db_name":"registry"}"#)),
             Route::Ping => Ok(json_response(StatusCode::OK, "{}")),
@@ -135,28 +161,51 @@ impl Inner {
 
     fn packument_spec(&self, name: &PackageName, revalidate_now: bool) -> FetchSpec {
         let mut request = UpstreamRequest::get(name.upstream_path());
-        request.headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let expected = Expected { max_size: Some(self.config.max_packument_bytes), ..Expected::none() };
-        FetchSpec::new(format!("npm/packument/{}", name.as_str()), Arc::clone(&self.upstream), request)
-            .revalidate_after(self.config.metadata_ttl)
-            .revalidate_now(revalidate_now)
-            .expect(expected)
+        request
+            .headers
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let expected = Expected {
+            max_size: Some(self.config.max_packument_bytes),
+            ..Expected::none()
+        };
+        FetchSpec::new(
+            format!("npm/packument/{}", name.as_str()),
+            Arc::clone(&self.upstream),
+            request,
+        )
+        .revalidate_after(self.config.metadata_ttl)
+        .revalidate_now(revalidate_now)
+        .expect(expected)
     }
 
     /// Makes sure the packument is current and its derived documents exist.
-    async fn derived(&self, name: &PackageName, revalidate_now: bool) -> Result<(CacheStatus, DerivedRecord)> {
-        let (status, entry) = self.cache.ensure(self.packument_spec(name, revalidate_now)).await?;
+    async fn derived(
+        &self,
+        name: &PackageName,
+        revalidate_now: bool,
+    ) -> Result<(CacheStatus, DerivedRecord)> {
+        let (status, entry) = self
+            .cache
+            .ensure(self.packument_spec(name, revalidate_now))
+            .await?;
         let key = format!("npm/derived/{}", name.as_str());
         if let Some(record) = self.load_derived(&key, &entry.digest).await? {
             return Ok((status, record));
         }
-        let _permit = self.transforms.acquire().await.map_err(mirror_core::Error::storage)?;
+        let _permit = self
+            .transforms
+            .acquire()
+            .await
+            .map_err(mirror_core::Error::storage)?;
         if let Some(record) = self.load_derived(&key, &entry.digest).await? {
             return Ok((status, record));
         }
         let record = self.transform(name, &entry.digest).await?;
         let value = serde_json::to_vec(&record).map_err(mirror_core::Error::storage)?;
-        self.cache.metadata().put(&key, value.into(), Precondition::None).await?;
+        self.cache
+            .metadata()
+            .put(&key, value.into(), Precondition::None)
+            .await?;
         Ok((status, record))
     }
 
@@ -175,8 +224,13 @@ impl Inner {
             .await
             .map_err(mirror_core::Error::storage)?
             .map_err(NpmError::MalformedPackument)?;
-        tracing::debug!(package = name.as_str(), tarballs = derived.tarballs.len(), "packument derived");
-        let tarballs = serde_json::to_vec(&derived.tarballs).map_err(mirror_core::Error::storage)?;
+        tracing::debug!(
+            package = name.as_str(),
+            tarballs = derived.tarballs.len(),
+            "packument derived"
+        );
+        let tarballs =
+            serde_json::to_vec(&derived.tarballs).map_err(mirror_core::Error::storage)?;
         Ok(DerivedRecord {
             source: source.clone(),
             full: self.store_doc(derived.full).await?,
@@ -189,7 +243,11 @@ impl Inner {
         let sentinels = count_sentinels(&doc);
         let size = doc.len() as u64;
         let digest = self.store_blob(doc).await?;
-        Ok(StoredDoc { digest, size, sentinels })
+        Ok(StoredDoc {
+            digest,
+            size,
+            sentinels,
+        })
     }
 
     async fn store_blob(&self, bytes: Vec<u8>) -> Result<Digest> {
@@ -229,7 +287,11 @@ impl Inner {
             let base = Bytes::from(ask.base.clone());
             Response::new(body::from_stream(replace_base(stored.stream, base)))
         };
-        set(response.headers_mut(), header::CONTENT_LENGTH, &len.to_string());
+        set(
+            response.headers_mut(),
+            header::CONTENT_LENGTH,
+            &len.to_string(),
+        );
         Ok(response)
     }
 
@@ -241,7 +303,9 @@ impl Inner {
             (Some(doc), _) => doc,
             (None, CacheStatus::Hit) => {
                 let (_, record) = self.derived(name, true).await?;
-                self.find_version(&record, wanted).await?.ok_or(NpmError::NotFound)?
+                self.find_version(&record, wanted)
+                    .await?
+                    .ok_or(NpmError::NotFound)?
             }
             (None, _) => return Err(NpmError::NotFound),
         };
@@ -257,14 +321,23 @@ impl Inner {
         Ok(found)
     }
 
-    async fn tarball(&self, name: &PackageName, file: &str, ask: &Ask<'_>) -> Result<Response<Body>> {
+    async fn tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        ask: &Ask<'_>,
+    ) -> Result<Response<Body>> {
         let key = format!("npm/tarball/{}/{file}", name.as_str());
         let fetched = match self.cache.get_cached(&key).await? {
             Some(hit) => hit,
             None => {
                 let info = self.tarball_info(name, file).await?;
-                let spec = FetchSpec::new(key, Arc::clone(&self.upstream), UpstreamRequest::get(&info.target))
-                    .expect(tarball_expectation(&info, self.config.max_tarball_bytes));
+                let spec = FetchSpec::new(
+                    key,
+                    Arc::clone(&self.upstream),
+                    UpstreamRequest::get(&info.target),
+                )
+                .expect(tarball_expectation(&info, self.config.max_tarball_bytes));
                 self.cache.get(spec).await?
             }
         };
@@ -282,10 +355,16 @@ impl Inner {
             return Err(NpmError::NotFound);
         }
         let (_, record) = self.derived(name, true).await?;
-        self.lookup_tarball(&record, file).await?.ok_or(NpmError::NotFound)
+        self.lookup_tarball(&record, file)
+            .await?
+            .ok_or(NpmError::NotFound)
     }
 
-    async fn lookup_tarball(&self, record: &DerivedRecord, file: &str) -> Result<Option<TarballInfo>> {
+    async fn lookup_tarball(
+        &self,
+        record: &DerivedRecord,
+        file: &str,
+    ) -> Result<Option<TarballInfo>> {
         let index = read_to_bytes(self.cache.blobs().as_ref(), &record.tarballs).await?;
         let mut index: BTreeMap<String, TarballInfo> =
             serde_json::from_slice(&index).map_err(mirror_core::Error::storage)?;
@@ -294,10 +373,21 @@ impl Inner {
 }
 
 fn tarball_expectation(info: &TarballInfo, max_size: u64) -> Expected {
-    let integrity = info.integrity.as_deref().and_then(|sri| Digest::from_sri(sri).ok());
-    let shasum = || info.shasum.as_deref().and_then(|hex| Digest::from_hex(Algorithm::Sha1, hex).ok());
+    let integrity = info
+        .integrity
+        .as_deref()
+        .and_then(|sri| Digest::from_sri(sri).ok());
+    let shasum = || {
+        info.shasum
+            .as_deref()
+            .and_then(|hex| Digest::from_hex(Algorithm::Sha1, hex).ok())
+    };
     let digests = integrity.or_else(shasum).into_iter().collect();
-    Expected { digests, size: None, max_size: Some(max_size) }
+    Expected {
+        digests,
+        size: None,
+        max_size: Some(max_size),
+    }
 }
 
 async fn tarball_response(fetched: Fetched, ask: &Ask<'_>) -> Result<Response<Body>> {
@@ -308,18 +398,27 @@ async fn tarball_response(fetched: Fetched, ask: &Ask<'_>) -> Result<Response<Bo
             .map_err(|()| mirror_core::Error::RangeNotSatisfiable { size })?,
         None => None,
     };
-    let read = if ask.head { None } else { Some(fetched.open(range).await?) };
+    let read = if ask.head {
+        None
+    } else {
+        Some(fetched.open(range).await?)
+    };
     let (code, length) = match (read.as_ref().and_then(|r| r.range.clone()), meta.size) {
         (Some(range), Some(size)) => (StatusCode::PARTIAL_CONTENT, Some((range, size))),
         _ => (StatusCode::OK, None),
     };
-    let mut response = Response::new(read.map_or_else(body::empty, |r| body::from_stream(r.stream)));
+    let mut response =
+        Response::new(read.map_or_else(body::empty, |r| body::from_stream(r.stream)));
     *response.status_mut() = code;
     let headers = response.headers_mut();
     match (&length, meta.size) {
         (Some((range, size)), _) => {
             set(headers, header::CONTENT_RANGE, &content_range(range, *size));
-            set(headers, header::CONTENT_LENGTH, &(range.end - range.start).to_string());
+            set(
+                headers,
+                header::CONTENT_LENGTH,
+                &(range.end - range.start).to_string(),
+            );
         }
         (None, Some(size)) => set(headers, header::CONTENT_LENGTH, &size.to_string()),
         (None, None) => {}
@@ -329,7 +428,11 @@ async fn tarball_response(fetched: Fetched, ask: &Ask<'_>) -> Result<Response<Bo
     }
     set(headers, header::CONTENT_TYPE, "application/octet-stream");
     set(headers, header::ACCEPT_RANGES, "bytes");
-    set(headers, header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    set(
+        headers,
+        header::CACHE_CONTROL,
+        "public, max-age=31536000, immutable",
+    );
     set(headers, CACHE_STATUS_HEADER, status.as_str());
     Ok(response)
 }
@@ -385,6 +488,10 @@ fn empty_response(status: StatusCode) -> Response<Body> {
 fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(body::full(json.into()));
     *response.status_mut() = status;
-    set(response.headers_mut(), header::CONTENT_TYPE, "application/json");
+    set(
+        response.headers_mut(),
+        header::CONTENT_TYPE,
+        "application/json",
+    );
     response
 }

@@ -30,7 +30,9 @@ pub struct CacheEntry {
 pub(crate) enum StoredRecord {
     Entry(CacheEntry),
     /// Upstream said the key does not exist.
-    Negative { fetched_at: u64 },
+    Negative {
+        fetched_at: u64,
+    },
 }
 
 /// How a response was produced, sent to clients in the cache-status header.

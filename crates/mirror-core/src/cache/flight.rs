@@ -65,11 +65,21 @@ pub(crate) enum Phase {
     /// Deciding, or waiting for upstream's response head.
     Pending,
     /// The body is arriving; `written` bytes are in the spool.
-    Streaming { meta: Arc<BodyMeta>, spool: Arc<Spool>, written: u64 },
+    Streaming {
+        meta: Arc<BodyMeta>,
+        spool: Arc<Spool>,
+        written: u64,
+    },
     /// The streamed body was verified and stored.
-    Committed { entry: CacheEntry, spool: Arc<Spool> },
+    Committed {
+        entry: CacheEntry,
+        spool: Arc<Spool>,
+    },
     /// Finished without a new body: a hit, a revalidation, a stale answer or a 404.
-    Resolved { status: CacheStatus, entry: Option<CacheEntry> },
+    Resolved {
+        status: CacheStatus,
+        entry: Option<CacheEntry>,
+    },
     /// Failed; the message duplicates the error for every waiter.
     Failed(Arc<Error>),
 }
@@ -82,7 +92,9 @@ pub(crate) struct Flight {
 
 impl Flight {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Flight { phase: watch::Sender::new(Phase::Pending) })
+        Arc::new(Flight {
+            phase: watch::Sender::new(Phase::Pending),
+        })
     }
 
     pub(crate) fn set(&self, phase: Phase) {
@@ -122,7 +134,11 @@ pub(crate) async fn finished(rx: &mut watch::Receiver<Phase>) -> Result<Phase> {
 
 /// A client's view of the spool: bytes `start..end` (end `None` = to the end of the body).
 pub(crate) fn spool_stream(rx: watch::Receiver<Phase>, start: u64, end: Option<u64>) -> ByteStream {
-    let reader = SpoolReader { rx, pos: start, end };
+    let reader = SpoolReader {
+        rx,
+        pos: start,
+        end,
+    };
     stream::unfold(Some(reader), |state| async move {
         let mut reader = state?;
         match reader.next_chunk().await {
@@ -173,7 +189,9 @@ impl SpoolReader {
     }
 
     async fn read(&mut self, spool: &Arc<Spool>, limit: u64) -> Result<Bytes> {
-        let len = usize::try_from(limit - self.pos).unwrap_or(READ_CHUNK).min(READ_CHUNK);
+        let len = usize::try_from(limit - self.pos)
+            .unwrap_or(READ_CHUNK)
+            .min(READ_CHUNK);
         let bytes = spool.read_at(self.pos, len).await?;
         self.pos += bytes.len() as u64;
         Ok(bytes)
@@ -202,12 +220,14 @@ pub(crate) fn duplicate(err: &Error) -> Error {
         },
         Error::UpstreamTimeout => Error::UpstreamTimeout,
         Error::UpstreamStatus { status } => Error::UpstreamStatus { status: *status },
-        Error::DigestMismatch { expected, actual } => {
-            Error::DigestMismatch { expected: expected.clone(), actual: actual.clone() }
-        }
-        Error::LengthMismatch { expected, actual } => {
-            Error::LengthMismatch { expected: *expected, actual: *actual }
-        }
+        Error::DigestMismatch { expected, actual } => Error::DigestMismatch {
+            expected: expected.clone(),
+            actual: actual.clone(),
+        },
+        Error::LengthMismatch { expected, actual } => Error::LengthMismatch {
+            expected: *expected,
+            actual: *actual,
+        },
         Error::TooLarge { limit } => Error::TooLarge { limit: *limit },
         Error::RangeNotSatisfiable { size } => Error::RangeNotSatisfiable { size: *size },
         Error::Invalid(message) => Error::Invalid(message.clone()),

@@ -71,7 +71,11 @@ pub struct FetchSpec {
 impl FetchSpec {
     /// Fetch `request` from `upstream` on a miss and cache it under `key`; immutable unless
     /// [`revalidate_after`](Self::revalidate_after) says otherwise.
-    pub fn new(key: impl Into<String>, upstream: Arc<dyn Upstream>, request: UpstreamRequest) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        upstream: Arc<dyn Upstream>,
+        request: UpstreamRequest,
+    ) -> Self {
         FetchSpec {
             key: key.into(),
             upstream,
@@ -134,7 +138,12 @@ impl BodyMeta {
     }
 
     fn of_headers(headers: &HeaderMap) -> Self {
-        let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         BodyMeta {
             size: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
             content_type: text(header::CONTENT_TYPE),
@@ -170,7 +179,9 @@ pub struct BodyRead {
 
 impl std::fmt::Debug for BodyRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BodyRead").field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("BodyRead")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,11 +211,17 @@ impl Fetched {
         match self.source {
             Source::Stored(digest) => {
                 let read = self.blobs.read(&digest, range.clone()).await?;
-                Ok(BodyRead { range, stream: read.stream })
+                Ok(BodyRead {
+                    range,
+                    stream: read.stream,
+                })
             }
             Source::InFlight(rx) => {
                 let (start, end) = range.as_ref().map_or((0, None), |r| (r.start, Some(r.end)));
-                Ok(BodyRead { range, stream: flight::spool_stream(rx, start, end) })
+                Ok(BodyRead {
+                    range,
+                    stream: flight::spool_stream(rx, start, end),
+                })
             }
         }
     }
@@ -227,10 +244,19 @@ pub struct CacheBuilder {
     metadata: Arc<dyn MetadataStore>,
     spool_dir: Option<PathBuf>,
     negative_ttl: Duration,
+    stale_grace: Duration,
     clock: Clock,
 }
 
 impl CacheBuilder {
+    /// After a failed revalidation, how long the stale copy is served without asking
+    /// upstream again (default 30 s), so that an outage costs clients no upstream timeout on
+    /// every request.
+    pub fn stale_grace(mut self, grace: Duration) -> Self {
+        self.stale_grace = grace;
+        self
+    }
+
     /// Directory for bodies in flight (default: the system temporary directory). Put it on a
     /// disk with room for the largest artifacts being fetched at once.
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -258,8 +284,10 @@ impl CacheBuilder {
                 metadata: self.metadata,
                 spool_dir: self.spool_dir,
                 negative_ttl: self.negative_ttl,
+                stale_grace: self.stale_grace,
                 clock: self.clock,
                 flights: Mutex::new(HashMap::new()),
+                failed_revalidations: Mutex::new(HashMap::new()),
                 metrics: CacheMetrics::default(),
             }),
         }
@@ -278,14 +306,19 @@ struct Inner {
     metadata: Arc<dyn MetadataStore>,
     spool_dir: Option<PathBuf>,
     negative_ttl: Duration,
+    stale_grace: Duration,
     clock: Clock,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
+    /// Keys whose last revalidation failed, with when it failed (ms since the epoch).
+    failed_revalidations: Mutex<HashMap<String, u64>>,
     metrics: CacheMetrics,
 }
 
 /// What the stored record says before any upstream call.
 enum Decision {
     Hit(CacheEntry),
+    /// Past its freshness, but upstream failed moments ago: serve without asking again.
+    Stale(CacheEntry),
     KnownMissing,
     Fetch(Option<CacheEntry>),
 }
@@ -298,6 +331,7 @@ impl Cache {
             metadata,
             spool_dir: None,
             negative_ttl: Duration::from_secs(60),
+            stale_grace: Duration::from_secs(30),
             clock: Clock::new(),
         }
     }
@@ -348,9 +382,14 @@ impl Cache {
     /// Fails with [`Error::NotFound`] when upstream does not have the key, and with an
     /// upstream error only when no cached copy exists to serve instead.
     pub async fn get(&self, spec: FetchSpec) -> Result<Fetched> {
-        if let Decision::Hit(entry) = self.inner.decide(&spec).await? {
-            self.inner.metrics.count(CacheStatus::Hit);
-            return Ok(self.stored(CacheStatus::Hit, &entry));
+        match self.inner.decide(&spec).await? {
+            Decision::Hit(entry) => {
+                return Ok(self.stored(self.inner.counted(CacheStatus::Hit), &entry))
+            }
+            Decision::Stale(entry) => {
+                return Ok(self.stored(self.inner.counted(CacheStatus::Stale), &entry))
+            }
+            Decision::KnownMissing | Decision::Fetch(_) => {}
         }
         let mut rx = self.join_flight(spec);
         match flight::started(&mut rx).await? {
@@ -370,9 +409,10 @@ impl Cache {
     /// Makes sure a key is cached and current, waiting for any download to finish; for
     /// documents a service transforms before serving.
     pub async fn ensure(&self, spec: FetchSpec) -> Result<(CacheStatus, CacheEntry)> {
-        if let Decision::Hit(entry) = self.inner.decide(&spec).await? {
-            self.inner.metrics.count(CacheStatus::Hit);
-            return Ok((CacheStatus::Hit, entry));
+        match self.inner.decide(&spec).await? {
+            Decision::Hit(entry) => return Ok((self.inner.counted(CacheStatus::Hit), entry)),
+            Decision::Stale(entry) => return Ok((self.inner.counted(CacheStatus::Stale), entry)),
+            Decision::KnownMissing | Decision::Fetch(_) => {}
         }
         let mut rx = self.join_flight(spec);
         settled(flight::finished(&mut rx).await?)
@@ -389,7 +429,11 @@ impl Cache {
 
     /// Joins the flight for the key, starting one if none is under way.
     fn join_flight(&self, spec: FetchSpec) -> watch::Receiver<Phase> {
-        let mut flights = self.inner.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flights = self
+            .inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = flights.get(&spec.key) {
             return flight.subscribe();
         }
@@ -398,7 +442,10 @@ impl Cache {
         flights.insert(spec.key.clone(), Arc::clone(&flight));
         drop(flights);
         let span = tracing::debug_span!("fetch", key = %spec.key);
-        let guard = FlightGuard { inner: Arc::clone(&self.inner), key: spec.key.clone() };
+        let guard = FlightGuard {
+            inner: Arc::clone(&self.inner),
+            key: spec.key.clone(),
+        };
         let task = async move {
             guard.inner.fly(&flight, spec).await;
             drop(guard);
@@ -417,7 +464,11 @@ struct FlightGuard {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.inner.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -425,7 +476,10 @@ impl Drop for FlightGuard {
 fn settled(phase: Phase) -> Result<(CacheStatus, CacheEntry)> {
     match phase {
         Phase::Committed { entry, .. } => Ok((CacheStatus::Miss, entry)),
-        Phase::Resolved { status, entry: Some(entry) } => Ok((status, entry)),
+        Phase::Resolved {
+            status,
+            entry: Some(entry),
+        } => Ok((status, entry)),
         Phase::Resolved { entry: None, .. } => Err(Error::NotFound),
         Phase::Failed(err) => Err(flight::duplicate(&err)),
         Phase::Pending | Phase::Streaming { .. } => Err(Error::storage("flight not settled")),
@@ -452,7 +506,9 @@ impl Inner {
 
     async fn save(&self, key: &str, record: &StoredRecord) -> Result<()> {
         let value = serde_json::to_vec(record).map_err(Error::storage)?;
-        self.metadata.put(&record_key(key), value.into(), Precondition::None).await?;
+        self.metadata
+            .put(&record_key(key), value.into(), Precondition::None)
+            .await?;
         Ok(())
     }
 
@@ -488,19 +544,73 @@ impl Inner {
         }
         let fresh = match spec.policy {
             Policy::Immutable => true,
-            Policy::Revalidate { ttl } => !spec.revalidate_now && self.is_fresh(entry.fetched_at, ttl),
+            Policy::Revalidate { ttl } => {
+                !spec.revalidate_now && self.is_fresh(entry.fetched_at, ttl)
+            }
         };
-        Ok(if fresh { Decision::Hit(entry) } else { Decision::Fetch(Some(entry)) })
+        Ok(if fresh {
+            Decision::Hit(entry)
+        } else if !spec.revalidate_now && self.recently_failed(&spec.key) {
+            Decision::Stale(entry)
+        } else {
+            Decision::Fetch(Some(entry))
+        })
+    }
+
+    fn recently_failed(&self, key: &str) -> bool {
+        let failures = self
+            .failed_revalidations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failures
+            .get(key)
+            .is_some_and(|at| self.is_fresh(*at, self.stale_grace))
+    }
+
+    fn note_revalidation(&self, key: &str, failed: bool) {
+        let mut failures = self
+            .failed_revalidations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if failed {
+            failures.insert(key.to_owned(), self.clock.now_millis());
+        } else if !failures.is_empty() {
+            failures.remove(key);
+        }
+    }
+
+    fn counted(&self, status: CacheStatus) -> CacheStatus {
+        self.metrics.count(status);
+        status
     }
 
     /// Runs one flight to its end, announcing each phase.
     async fn fly(&self, flight: &Flight, spec: FetchSpec) {
         let phase = match self.decide(&spec).await {
-            Ok(Decision::Hit(entry)) => Phase::Resolved { status: CacheStatus::Hit, entry: Some(entry) },
-            Ok(Decision::Fetch(cached)) => self.fetch(flight, &spec, cached).await,
-            Ok(Decision::KnownMissing) | Err(Error::NotFound) => {
-                Phase::Resolved { status: CacheStatus::Hit, entry: None }
+            Ok(Decision::Hit(entry)) => Phase::Resolved {
+                status: CacheStatus::Hit,
+                entry: Some(entry),
+            },
+            Ok(Decision::Stale(entry)) => Phase::Resolved {
+                status: CacheStatus::Stale,
+                entry: Some(entry),
+            },
+            Ok(Decision::Fetch(cached)) => {
+                let phase = self.fetch(flight, &spec, cached).await;
+                let stale = matches!(
+                    &phase,
+                    Phase::Resolved {
+                        status: CacheStatus::Stale,
+                        ..
+                    }
+                );
+                self.note_revalidation(&spec.key, stale);
+                phase
             }
+            Ok(Decision::KnownMissing) | Err(Error::NotFound) => Phase::Resolved {
+                status: CacheStatus::Hit,
+                entry: None,
+            },
             Err(err) => Phase::Failed(Arc::new(err)),
         };
         if let Phase::Resolved { status, .. } = &phase {
@@ -537,32 +647,53 @@ impl Inner {
         match cached {
             Some(entry) => {
                 tracing::debug!(error = %err, "upstream failed, serving stale");
-                Phase::Resolved { status: CacheStatus::Stale, entry: Some(entry) }
+                Phase::Resolved {
+                    status: CacheStatus::Stale,
+                    entry: Some(entry),
+                }
             }
             None => Phase::Failed(Arc::new(err)),
         }
     }
 
-    async fn revalidated(&self, spec: &FetchSpec, cached: Option<CacheEntry>, headers: &HeaderMap) -> Phase {
+    async fn revalidated(
+        &self,
+        spec: &FetchSpec,
+        cached: Option<CacheEntry>,
+        headers: &HeaderMap,
+    ) -> Phase {
         let Some(mut entry) = cached else {
-            return Phase::Failed(Arc::new(Error::UpstreamStatus { status: StatusCode::NOT_MODIFIED }));
+            return Phase::Failed(Arc::new(Error::UpstreamStatus {
+                status: StatusCode::NOT_MODIFIED,
+            }));
         };
         let fresh = BodyMeta::of_headers(headers);
         entry.etag = fresh.etag.or(entry.etag);
         entry.last_modified = fresh.last_modified.or(entry.last_modified);
         entry.fetched_at = self.clock.now_millis();
-        if let Err(err) = self.save(&spec.key, &StoredRecord::Entry(entry.clone())).await {
+        if let Err(err) = self
+            .save(&spec.key, &StoredRecord::Entry(entry.clone()))
+            .await
+        {
             tracing::warn!(key = spec.key, error = %err, "cannot record revalidation");
         }
-        Phase::Resolved { status: CacheStatus::Revalidated, entry: Some(entry) }
+        Phase::Resolved {
+            status: CacheStatus::Revalidated,
+            entry: Some(entry),
+        }
     }
 
     async fn missing(&self, spec: &FetchSpec) -> Phase {
-        let record = StoredRecord::Negative { fetched_at: self.clock.now_millis() };
+        let record = StoredRecord::Negative {
+            fetched_at: self.clock.now_millis(),
+        };
         if let Err(err) = self.save(&spec.key, &record).await {
             tracing::warn!(key = spec.key, error = %err, "cannot record upstream 404");
         }
-        Phase::Resolved { status: CacheStatus::Miss, entry: None }
+        Phase::Resolved {
+            status: CacheStatus::Miss,
+            entry: None,
+        }
     }
 
     /// Streams a 200 body into the spool and the blob store, then commits it.
@@ -576,7 +707,10 @@ impl Inner {
         let mut meta = BodyMeta::of_headers(&response.headers);
         if let (Some(want), Some(got)) = (spec.expected.size, meta.size) {
             if want != got {
-                let err = Error::LengthMismatch { expected: want, actual: got };
+                let err = Error::LengthMismatch {
+                    expected: want,
+                    actual: got,
+                };
                 return self.stale_or(cached, err);
             }
         }
@@ -599,7 +733,11 @@ impl Inner {
         let mut expected = spec.expected.clone();
         expected.size = expected.size.or(meta.size);
         let mut writer = self.blobs.writer(expected).await?;
-        flight.set(Phase::Streaming { meta: Arc::new(meta.clone()), spool: Arc::clone(&spool), written: 0 });
+        flight.set(Phase::Streaming {
+            meta: Arc::new(meta.clone()),
+            spool: Arc::clone(&spool),
+            written: 0,
+        });
 
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
@@ -621,7 +759,8 @@ impl Inner {
             last_modified: meta.last_modified,
             fetched_at: self.clock.now_millis(),
         };
-        self.save(&spec.key, &StoredRecord::Entry(entry.clone())).await?;
+        self.save(&spec.key, &StoredRecord::Entry(entry.clone()))
+            .await?;
         self.metrics.count(CacheStatus::Miss);
         Ok(Phase::Committed { entry, spool })
     }

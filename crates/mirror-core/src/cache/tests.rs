@@ -14,29 +14,54 @@ use crate::storage::{MemoryBlobStore, MemoryMetadataStore};
 
 /// What the scripted upstream does for one request.
 enum Reply {
-    Body { status: StatusCode, headers: Vec<(&'static str, String)>, body: ByteStream },
+    Body {
+        status: StatusCode,
+        headers: Vec<(&'static str, String)>,
+        body: ByteStream,
+    },
     Fail(Error),
 }
 
 fn ok(body: &'static [u8]) -> Reply {
     let stream = stream::iter([Ok(Bytes::from_static(body))]).boxed();
-    Reply::Body { status: StatusCode::OK, headers: vec![], body: stream }
+    Reply::Body {
+        status: StatusCode::OK,
+        headers: vec![],
+        body: stream,
+    }
 }
 
 fn ok_etag(body: &'static [u8], etag: &str) -> Reply {
     let stream = stream::iter([Ok(Bytes::from_static(body))]).boxed();
-    Reply::Body { status: StatusCode::OK, headers: vec![("etag", etag.into())], body: stream }
+    Reply::Body {
+        status: StatusCode::OK,
+        headers: vec![("etag", etag.into())],
+        body: stream,
+    }
 }
 
 fn status(status: StatusCode) -> Reply {
-    Reply::Body { status, headers: vec![], body: stream::empty().boxed() }
+    Reply::Body {
+        status,
+        headers: vec![],
+        body: stream::empty().boxed(),
+    }
 }
 
 /// A body fed by the test through the returned sender.
 fn gated() -> (mpsc::Sender<Result<Bytes>>, Reply) {
     let (tx, rx) = mpsc::channel(16);
-    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    (tx, Reply::Body { status: StatusCode::OK, headers: vec![], body: body.boxed() })
+    let body = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        tx,
+        Reply::Body {
+            status: StatusCode::OK,
+            headers: vec![],
+            body: body.boxed(),
+        },
+    )
 }
 
 #[derive(Default)]
@@ -54,7 +79,10 @@ impl std::fmt::Debug for Scripted {
 
 impl Scripted {
     fn new(replies: impl IntoIterator<Item = Reply>) -> Arc<Self> {
-        Arc::new(Scripted { replies: Mutex::new(replies.into_iter().collect()), ..Default::default() })
+        Arc::new(Scripted {
+            replies: Mutex::new(replies.into_iter().collect()),
+            ..Default::default()
+        })
     }
 
     fn push(&self, reply: Reply) {
@@ -66,7 +94,12 @@ impl Scripted {
     }
 
     fn last_headers(&self) -> HeaderMap {
-        self.seen.lock().unwrap().last().cloned().unwrap_or_default()
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -74,16 +107,29 @@ impl Scripted {
 impl Upstream for Scripted {
     async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.seen.lock().unwrap().push(request.headers.clone());
-        let reply = self.replies.lock().unwrap().pop_front().expect("unscripted upstream call");
+        self.seen.lock().unwrap().push(request.headers);
+        let reply = self
+            .replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("unscripted upstream call");
         match reply {
             Reply::Fail(err) => Err(err),
-            Reply::Body { status, headers, body } => {
+            Reply::Body {
+                status,
+                headers,
+                body,
+            } => {
                 let mut map = HeaderMap::new();
                 for (name, value) in headers {
                     map.insert(name, HeaderValue::from_str(&value).unwrap());
                 }
-                Ok(UpstreamResponse { status, headers: map, body })
+                Ok(UpstreamResponse {
+                    status,
+                    headers: map,
+                    body,
+                })
             }
         }
     }
@@ -94,7 +140,11 @@ impl Upstream for Scripted {
 }
 
 fn cache() -> Cache {
-    Cache::builder(Arc::new(MemoryBlobStore::new()), Arc::new(MemoryMetadataStore::new())).build()
+    Cache::builder(
+        Arc::new(MemoryBlobStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+    )
+    .build()
 }
 
 fn spec(key: &str, upstream: &Arc<Scripted>) -> FetchSpec {
@@ -163,7 +213,9 @@ async fn first_bytes_reach_the_client_before_upstream_finishes() {
 
     let fetched = cache.get(spec("slow", &up)).await.unwrap();
     let mut stream = fetched.open(None).await.unwrap().stream;
-    tx.send(Ok(Bytes::from_static(b"first chunk"))).await.unwrap();
+    tx.send(Ok(Bytes::from_static(b"first chunk")))
+        .await
+        .unwrap();
     tx.send(Ok(Bytes::from_static(b"..."))).await.unwrap();
 
     let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
@@ -172,7 +224,11 @@ async fn first_bytes_reach_the_client_before_upstream_finishes() {
 
     let late = cache.get(spec("slow", &up)).await.unwrap();
     drop(tx);
-    assert_eq!(body_of(late).await.unwrap(), "first chunk...", "late joiner starts at byte 0");
+    assert_eq!(
+        body_of(late).await.unwrap(),
+        "first chunk...",
+        "late joiner starts at byte 0"
+    );
     assert_eq!(up.calls(), 1);
 }
 
@@ -186,10 +242,17 @@ async fn body_not_matching_its_digest_is_refused_and_not_stored() {
     let err = body_of(fetched).await.unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
     assert_eq!(cache.lookup("t").await.unwrap(), None);
-    assert_eq!(cache.blobs().size(&sha256_of(b"evil bytes")).await.unwrap(), None);
+    assert_eq!(
+        cache.blobs().size(&sha256_of(b"evil bytes")).await.unwrap(),
+        None
+    );
 
     let fetched = cache.get(spec("t", &up).expect(expect())).await.unwrap();
-    assert_eq!(fetched.status(), CacheStatus::Miss, "a refused body is fetched afresh");
+    assert_eq!(
+        fetched.status(),
+        CacheStatus::Miss,
+        "a refused body is fetched afresh"
+    );
     assert_eq!(body_of(fetched).await.unwrap(), "good bytes");
 }
 
@@ -214,16 +277,25 @@ async fn client_never_receives_the_last_byte_of_a_bad_body() {
         }
     }
     assert!(failed, "the stream must end in an error");
-    assert!(received.len() < 6, "the complete wrong body must never be delivered");
+    assert!(
+        received.len() < 6,
+        "the complete wrong body must never be delivered"
+    );
 }
 
 #[tokio::test]
 async fn body_shorter_than_declared_is_refused() {
     let up = Scripted::new([ok(b"short")]);
     let cache = cache();
-    let expected = Expected { size: Some(100), ..Expected::none() };
+    let expected = Expected {
+        size: Some(100),
+        ..Expected::none()
+    };
     let fetched = cache.get(spec("t", &up).expect(expected)).await.unwrap();
-    assert!(matches!(body_of(fetched).await, Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        body_of(fetched).await,
+        Err(Error::LengthMismatch { .. })
+    ));
     assert_eq!(cache.lookup("t").await.unwrap(), None);
 }
 
@@ -245,7 +317,11 @@ async fn fresh_entries_are_hits_and_stale_ones_revalidate_with_etag() {
     assert_eq!(up.last_headers()[header::IF_NONE_MATCH], "\"v1\"");
     assert_eq!(body_of(revalidated).await.unwrap(), "doc v1");
 
-    assert_eq!(status_of(&cache, doc()).await, CacheStatus::Hit, "304 renews freshness");
+    assert_eq!(
+        status_of(&cache, doc()).await,
+        CacheStatus::Hit,
+        "304 renews freshness"
+    );
     tokio::time::advance(TTL).await;
     up.push(ok_etag(b"doc v2", "\"v2\""));
     let changed = cache.get(doc()).await.unwrap();
@@ -257,12 +333,19 @@ async fn fresh_entries_are_hits_and_stale_ones_revalidate_with_etag() {
 async fn last_modified_is_used_when_there_is_no_etag() {
     let date = "Wed, 21 Oct 2026 07:28:00 GMT";
     let body = stream::iter([Ok(Bytes::from_static(b"x"))]).boxed();
-    let first = Reply::Body { status: StatusCode::OK, headers: vec![("last-modified", date.into())], body };
+    let first = Reply::Body {
+        status: StatusCode::OK,
+        headers: vec![("last-modified", date.into())],
+        body,
+    };
     let up = Scripted::new([first, status(StatusCode::NOT_MODIFIED)]);
     let cache = cache();
     status_of(&cache, spec("d", &up).revalidate_after(TTL)).await;
     tokio::time::advance(TTL * 2).await;
-    let again = cache.get(spec("d", &up).revalidate_after(TTL)).await.unwrap();
+    let again = cache
+        .get(spec("d", &up).revalidate_after(TTL))
+        .await
+        .unwrap();
     assert_eq!(again.status(), CacheStatus::Revalidated);
     assert_eq!(up.last_headers()[header::IF_MODIFIED_SINCE], date);
 }
@@ -272,7 +355,10 @@ async fn client_no_cache_revalidates_at_once() {
     let up = Scripted::new([ok_etag(b"v1", "\"1\""), status(StatusCode::NOT_MODIFIED)]);
     let cache = cache();
     status_of(&cache, spec("d", &up).revalidate_after(TTL)).await;
-    let forced = cache.get(spec("d", &up).revalidate_after(TTL).revalidate_now(true)).await.unwrap();
+    let forced = cache
+        .get(spec("d", &up).revalidate_after(TTL).revalidate_now(true))
+        .await
+        .unwrap();
     assert_eq!(forced.status(), CacheStatus::Revalidated);
     assert_eq!(up.calls(), 2);
 }
@@ -280,12 +366,23 @@ async fn client_no_cache_revalidates_at_once() {
 #[tokio::test(start_paused = true)]
 async fn upstream_404_is_remembered_for_the_negative_ttl() {
     let up = Scripted::new([status(StatusCode::NOT_FOUND)]);
-    let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), Arc::new(MemoryMetadataStore::new()))
-        .negative_ttl(Duration::from_secs(60))
-        .build();
+    let cache = Cache::builder(
+        Arc::new(MemoryBlobStore::new()),
+        Arc::new(MemoryMetadataStore::new()),
+    )
+    .negative_ttl(Duration::from_secs(60))
+    .build();
 
-    assert!(cache.get(spec("gone", &up)).await.unwrap_err().is_not_found());
-    assert!(cache.get(spec("gone", &up)).await.unwrap_err().is_not_found());
+    assert!(cache
+        .get(spec("gone", &up))
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(cache
+        .get(spec("gone", &up))
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert_eq!(up.calls(), 1, "a remembered 404 does not reach upstream");
 
     tokio::time::advance(Duration::from_secs(61)).await;
@@ -303,12 +400,15 @@ async fn stale_copy_is_served_when_upstream_fails() {
 
     let failures = [
         Reply::Fail(Error::UpstreamTimeout),
-        Reply::Fail(Error::Upstream { message: "refused".into(), source: None }),
+        Reply::Fail(Error::Upstream {
+            message: "refused".into(),
+            source: None,
+        }),
         status(StatusCode::TOO_MANY_REQUESTS),
         status(StatusCode::INTERNAL_SERVER_ERROR),
     ];
     for failure in failures {
-        tokio::time::advance(TTL * 2).await;
+        tokio::time::advance(TTL * 2).await; // also past the stale grace
         up.push(failure);
         let stale = cache.get(doc()).await.unwrap();
         assert_eq!(stale.status(), CacheStatus::Stale);
@@ -316,30 +416,74 @@ async fn stale_copy_is_served_when_upstream_fails() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn after_a_failed_revalidation_stale_is_served_without_asking_again() {
+    let up = Scripted::new([ok(b"cached"), Reply::Fail(Error::UpstreamTimeout)]);
+    let cache = cache();
+    let doc = || spec("d", &up).revalidate_after(TTL);
+    status_of(&cache, doc()).await;
+    tokio::time::advance(TTL * 2).await;
+    assert_eq!(status_of(&cache, doc()).await, CacheStatus::Stale);
+    assert_eq!(status_of(&cache, doc()).await, CacheStatus::Stale);
+    assert_eq!(
+        up.calls(),
+        2,
+        "the second stale answer must not wait on upstream again"
+    );
+
+    tokio::time::advance(Duration::from_secs(31)).await;
+    up.push(status(StatusCode::NOT_MODIFIED));
+    assert_eq!(status_of(&cache, doc()).await, CacheStatus::Revalidated);
+}
+
 #[tokio::test]
 async fn uncached_key_fails_clearly_when_upstream_fails() {
-    let up = Scripted::new([Reply::Fail(Error::UpstreamTimeout), status(StatusCode::BAD_GATEWAY)]);
+    let up = Scripted::new([
+        Reply::Fail(Error::UpstreamTimeout),
+        status(StatusCode::BAD_GATEWAY),
+    ]);
     let cache = cache();
-    assert!(cache.get(spec("x", &up)).await.unwrap_err().is_upstream_timeout());
+    assert!(cache
+        .get(spec("x", &up))
+        .await
+        .unwrap_err()
+        .is_upstream_timeout());
     let err = cache.get(spec("x", &up)).await.unwrap_err();
-    assert!(matches!(err, Error::UpstreamStatus { status: StatusCode::BAD_GATEWAY }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::UpstreamStatus {
+                status: StatusCode::BAD_GATEWAY
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn ranges_are_served_from_stored_and_in_flight_bodies() {
     let body = stream::iter([Ok(Bytes::from_static(b"0123456789"))]).boxed();
     let headers = vec![("content-length", "10".to_owned())];
-    let up = Scripted::new([Reply::Body { status: StatusCode::OK, headers, body }]);
+    let up = Scripted::new([Reply::Body {
+        status: StatusCode::OK,
+        headers,
+        body,
+    }]);
     let cache = cache();
     let fetched = cache.get(spec("r", &up)).await.unwrap();
     assert_eq!(fetched.status(), CacheStatus::Miss);
     let read = fetched.open(Some(2..5)).await.unwrap();
     assert_eq!(read.range, Some(2..5));
-    let bytes: Vec<Bytes> = futures_util::TryStreamExt::try_collect(read.stream).await.unwrap();
+    let bytes: Vec<Bytes> = futures_util::TryStreamExt::try_collect(read.stream)
+        .await
+        .unwrap();
     assert_eq!(bytes.concat(), b"234");
 
     let hit = cache.get(spec("r", &up)).await.unwrap();
-    assert!(matches!(hit.open(Some(5..11)).await, Err(Error::RangeNotSatisfiable { size: 10 })));
+    assert!(matches!(
+        hit.open(Some(5..11)).await,
+        Err(Error::RangeNotSatisfiable { size: 10 })
+    ));
 }
 
 #[test]

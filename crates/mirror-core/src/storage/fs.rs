@@ -40,7 +40,7 @@ impl FsBlobStore {
     /// crashed process left behind.
     ///
     /// Several processes may share one store (a server and the CLI), so only temporary files
-    /// untouched for [`STALE_TEMP_AGE`] are swept, never a write still in progress.
+    /// untouched for an hour are swept, never a write still in progress.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(root.join("sha256"))?;
@@ -98,7 +98,11 @@ impl BlobStore for FsBlobStore {
         }
         let reader = file.take(range.end - range.start);
         let stream = ReaderStream::with_capacity(reader, READ_CHUNK).map(|r| r.map_err(Error::Io));
-        Ok(BlobRead { size, range, stream: stream.boxed() })
+        Ok(BlobRead {
+            size,
+            range,
+            stream: stream.boxed(),
+        })
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -132,7 +136,10 @@ impl FsBlobWriter {
             return Ok(());
         }
         let chunk = self.buf.split().freeze();
-        let mut file = self.file.take().ok_or_else(|| Error::storage("writer already failed"))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::storage("writer already failed"))?;
         let file = tokio::task::spawn_blocking(move || file.write_all(&chunk).map(|()| file))
             .await
             .map_err(Error::storage)??;
@@ -154,7 +161,12 @@ impl BlobWriter for FsBlobWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<BlobInfo> {
         self.flush_buf().await?;
-        let FsBlobWriter { store, file, verifier, .. } = *self;
+        let FsBlobWriter {
+            store,
+            file,
+            verifier,
+            ..
+        } = *self;
         let info = verifier.finish()?;
         let file = file.ok_or_else(|| Error::storage("writer already failed"))?;
         let target = store.path_of(&info.digest)?;
@@ -193,7 +205,6 @@ fn persist(file: tempfile::NamedTempFile, target: &Path, sync: bool) -> Result<(
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,7 +222,10 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).unwrap();
         let mut writer = store.writer(Expected::none()).await.unwrap();
         writer.write(Bytes::from_static(b"partial")).await.unwrap();
-        writer.write(Bytes::from(vec![7u8; WRITE_BUFFER])).await.unwrap();
+        writer
+            .write(Bytes::from(vec![7u8; WRITE_BUFFER]))
+            .await
+            .unwrap();
         drop(writer);
         let leftovers = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
         assert_eq!(leftovers, 0);
@@ -227,7 +241,10 @@ mod tests {
         let long_ago = std::time::SystemTime::now() - 2 * STALE_TEMP_AGE;
         crashed.set_modified(long_ago).unwrap();
         FsBlobStore::open(dir.path()).unwrap();
-        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("in-progress")]);
     }
 }

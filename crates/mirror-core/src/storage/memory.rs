@@ -28,7 +28,10 @@ impl MemoryBlobStore {
 
     /// How many blobs are stored.
     pub fn len(&self) -> usize {
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// True when nothing is stored.
@@ -37,7 +40,11 @@ impl MemoryBlobStore {
     }
 
     fn get(&self, digest: &Digest) -> Option<Bytes> {
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned()
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
     }
 }
 
@@ -45,7 +52,11 @@ impl MemoryBlobStore {
 impl BlobStore for MemoryBlobStore {
     async fn writer(&self, expected: Expected) -> Result<Box<dyn BlobWriter>> {
         let verifier = WriteVerifier::new(expected);
-        Ok(Box::new(MemoryBlobWriter { store: self.clone(), verifier, buf: BytesMut::new() }))
+        Ok(Box::new(MemoryBlobWriter {
+            store: self.clone(),
+            verifier,
+            buf: BytesMut::new(),
+        }))
     }
 
     async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<BlobRead> {
@@ -57,7 +68,11 @@ impl BlobStore for MemoryBlobStore {
         }
         let slice = bytes.slice(range.start as usize..range.end as usize);
         let stream = Box::pin(futures_util::stream::once(async move { Ok(slice) }));
-        Ok(BlobRead { size, range, stream })
+        Ok(BlobRead {
+            size,
+            range,
+            stream,
+        })
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -65,7 +80,10 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<()> {
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
         Ok(())
     }
 }
@@ -87,7 +105,11 @@ impl BlobWriter for MemoryBlobWriter {
 
     async fn commit(self: Box<Self>) -> Result<BlobInfo> {
         let info = self.verifier.finish()?;
-        let mut blobs = self.store.blobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut blobs = self
+            .store
+            .blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         blobs.insert(info.digest.clone(), self.buf.freeze());
         Ok(info)
     }
@@ -109,7 +131,12 @@ impl MemoryMetadataStore {
 #[async_trait]
 impl MetadataStore for MemoryMetadataStore {
     async fn get(&self, key: &str) -> Result<Option<Record>> {
-        Ok(self.records.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned())
+        Ok(self
+            .records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned())
     }
 
     async fn put(&self, key: &str, value: Bytes, precondition: Precondition) -> Result<u64> {

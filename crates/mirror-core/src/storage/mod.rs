@@ -46,7 +46,10 @@ impl Expected {
 
     /// Expects one digest.
     pub fn digest(digest: Digest) -> Self {
-        Expected { digests: vec![digest], ..Self::default() }
+        Expected {
+            digests: vec![digest],
+            ..Self::default()
+        }
     }
 }
 
@@ -74,7 +77,10 @@ pub struct BlobRead {
 
 impl Debug for BlobRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobRead").field("size", &self.size).field("range", &self.range).finish()
+        f.debug_struct("BlobRead")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish()
     }
 }
 
@@ -114,7 +120,11 @@ pub trait BlobWriter: Send + Debug {
 }
 
 /// Writes a whole buffer as one verified blob.
-pub async fn put_bytes(store: &dyn BlobStore, bytes: Bytes, expected: Expected) -> Result<BlobInfo> {
+pub async fn put_bytes(
+    store: &dyn BlobStore,
+    bytes: Bytes,
+    expected: Expected,
+) -> Result<BlobInfo> {
     let mut writer = store.writer(expected).await?;
     writer.write(bytes).await?;
     writer.commit().await
@@ -178,7 +188,11 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
 }
 
 /// Checks a precondition against the current version of a key, for implementations.
-pub fn check_precondition(key: &str, current: Option<u64>, precondition: Precondition) -> Result<()> {
+pub fn check_precondition(
+    key: &str,
+    current: Option<u64>,
+    precondition: Precondition,
+) -> Result<()> {
     let holds = match precondition {
         Precondition::None => true,
         Precondition::Absent => current.is_none(),
@@ -187,7 +201,9 @@ pub fn check_precondition(key: &str, current: Option<u64>, precondition: Precond
     if holds {
         Ok(())
     } else {
-        Err(crate::Error::Conflict { key: key.to_owned() })
+        Err(crate::Error::Conflict {
+            key: key.to_owned(),
+        })
     }
 }
 
@@ -206,7 +222,10 @@ impl WriteVerifier {
     /// A verifier for `expected`.
     pub fn new(expected: Expected) -> Self {
         let algorithms = expected.digests.iter().map(Digest::algorithm);
-        WriteVerifier { hasher: crate::digest::MultiHasher::new(algorithms), expected }
+        WriteVerifier {
+            hasher: crate::digest::MultiHasher::new(algorithms),
+            expected,
+        }
     }
 
     /// Feeds a chunk, failing as soon as the body grows past its size or limit.
@@ -216,7 +235,10 @@ impl WriteVerifier {
             return Err(crate::Error::TooLarge { limit });
         }
         if let Some(size) = self.expected.size.filter(|size| len > *size) {
-            return Err(crate::Error::LengthMismatch { expected: size, actual: len });
+            return Err(crate::Error::LengthMismatch {
+                expected: size,
+                actual: len,
+            });
         }
         self.hasher.update(chunk);
         Ok(())
@@ -226,9 +248,15 @@ impl WriteVerifier {
     pub fn finish(self) -> Result<BlobInfo> {
         let digests = self.hasher.finish();
         if let Some(size) = self.expected.size.filter(|size| *size != digests.len) {
-            return Err(crate::Error::LengthMismatch { expected: size, actual: digests.len });
+            return Err(crate::Error::LengthMismatch {
+                expected: size,
+                actual: digests.len,
+            });
         }
         digests.verify(&self.expected.digests)?;
-        Ok(BlobInfo { digest: digests.sha256, size: digests.len })
+        Ok(BlobInfo {
+            digest: digests.sha256,
+            size: digests.len,
+        })
     }
 }

@@ -49,12 +49,20 @@ impl RedbMetadataStore {
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db)).await.map_err(Error::storage)?
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(Error::storage)?
     }
 }
 
-fn read_version(table: &impl ReadableTable<&'static str, (u64, &'static [u8])>, key: &str) -> Result<Option<u64>> {
-    Ok(table.get(key).map_err(Error::storage)?.map(|guard| guard.value().0))
+fn read_version(
+    table: &impl ReadableTable<&'static str, (u64, &'static [u8])>,
+    key: &str,
+) -> Result<Option<u64>> {
+    Ok(table
+        .get(key)
+        .map_err(Error::storage)?
+        .map(|guard| guard.value().0))
 }
 
 #[async_trait]
@@ -67,7 +75,10 @@ impl MetadataStore for RedbMetadataStore {
             let found = table.get(key.as_str()).map_err(Error::storage)?;
             Ok(found.map(|guard| {
                 let (version, value) = guard.value();
-                Record { value: Bytes::copy_from_slice(value), version }
+                Record {
+                    value: Bytes::copy_from_slice(value),
+                    version,
+                }
             }))
         })
         .await
@@ -82,7 +93,9 @@ impl MetadataStore for RedbMetadataStore {
                 let current = read_version(&table, &key)?;
                 check_precondition(&key, current, precondition)?;
                 let version = current.map_or(1, |v| v + 1);
-                table.insert(key.as_str(), (version, value.as_ref())).map_err(Error::storage)?;
+                table
+                    .insert(key.as_str(), (version, value.as_ref()))
+                    .map_err(Error::storage)?;
                 version
             };
             txn.commit().map_err(Error::storage)?;
@@ -129,7 +142,13 @@ impl MetadataStore for RedbMetadataStore {
                     break;
                 }
                 let (version, bytes) = value.value();
-                listed.push((key.to_owned(), Record { value: Bytes::copy_from_slice(bytes), version }));
+                listed.push((
+                    key.to_owned(),
+                    Record {
+                        value: Bytes::copy_from_slice(bytes),
+                        version,
+                    },
+                ));
             }
             Ok(listed)
         })
@@ -154,7 +173,14 @@ mod tests {
         let path = dir.path().join("meta.redb");
         let first = RedbMetadataStore::open(&path).unwrap();
         let second = RedbMetadataStore::open(&path).unwrap();
-        first.put("users/alice", Bytes::from_static(b"a"), Precondition::Absent).await.unwrap();
+        first
+            .put(
+                "users/alice",
+                Bytes::from_static(b"a"),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
         let seen = second.get("users/alice").await.unwrap().unwrap();
         assert_eq!(seen.value, Bytes::from_static(b"a"));
     }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use ::http::{header, StatusCode};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use ::http::{header, StatusCode};
 use tracing::Instrument;
 use url::Url;
 
@@ -94,9 +94,15 @@ impl HttpUpstreamBuilder {
                 .map_err(|err| Error::Invalid(format!("bad proxy url: {err}")))?;
             client = client.proxy(proxy);
         }
-        let client = client.build().map_err(|err| Error::upstream("cannot build client", err))?;
+        let client = client
+            .build()
+            .map_err(|err| Error::upstream("cannot build client", err))?;
         let name = self.base.as_str().trim_end_matches('/').to_owned();
-        Ok(HttpUpstream { client, config: self, name })
+        Ok(HttpUpstream {
+            client,
+            config: self,
+            name,
+        })
     }
 }
 
@@ -113,7 +119,10 @@ impl HttpUpstream {
     pub fn builder(base: &str) -> Result<HttpUpstreamBuilder> {
         let mut base = Url::parse(base).map_err(|err| Error::Invalid(format!("bad url: {err}")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(Error::Invalid(format!("unsupported scheme {:?}", base.scheme())));
+            return Err(Error::Invalid(format!(
+                "unsupported scheme {:?}",
+                base.scheme()
+            )));
         }
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -144,10 +153,13 @@ impl HttpUpstream {
             if relative.starts_with('/') || relative.split(['/', '?']).any(|s| s == "..") {
                 return Err(Error::Invalid(format!("unsafe upstream path {target:?}")));
             }
-            base.join(relative).map_err(|err| Error::Invalid(format!("bad path: {err}")))?
+            base.join(relative)
+                .map_err(|err| Error::Invalid(format!("bad path: {err}")))?
         };
         if url.origin() != base.origin() {
-            return Err(Error::Invalid(format!("{url} is not on the upstream's origin")));
+            return Err(Error::Invalid(format!(
+                "{url} is not on the upstream's origin"
+            )));
         }
         Ok(url)
     }
@@ -169,7 +181,10 @@ impl HttpUpstream {
 
     fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(8));
-        self.config.backoff.saturating_mul(factor).min(Duration::from_secs(5))
+        self.config
+            .backoff
+            .saturating_mul(factor)
+            .min(Duration::from_secs(5))
     }
 }
 
@@ -221,12 +236,20 @@ impl HttpUpstream {
         let mut headers = response.headers().clone();
         drop_hop_by_hop(&mut headers);
         let body = response.bytes_stream().map_err(map_reqwest_error).boxed();
-        Ok(UpstreamResponse { status, headers, body })
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
 fn drop_hop_by_hop(headers: &mut ::http::HeaderMap) {
-    for name in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE] {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
         headers.remove(name);
     }
     headers.remove("keep-alive");
@@ -243,12 +266,23 @@ mod tests {
     #[test]
     fn resolves_paths_under_the_base_only() {
         let up = upstream("http://127.0.0.1:9/registry");
-        assert_eq!(up.resolve("/react").unwrap().as_str(), "http://127.0.0.1:9/registry/react");
-        assert_eq!(up.resolve("@a%2fb").unwrap().as_str(), "http://127.0.0.1:9/registry/@a%2fb");
+        assert_eq!(
+            up.resolve("/react").unwrap().as_str(),
+            "http://127.0.0.1:9/registry/react"
+        );
+        assert_eq!(
+            up.resolve("@a%2fb").unwrap().as_str(),
+            "http://127.0.0.1:9/registry/@a%2fb"
+        );
         assert!(up.resolve("../etc/passwd").is_err());
         let doubled = up.resolve("//evil.example/x").unwrap();
-        assert_eq!(doubled.as_str(), "http://127.0.0.1:9/registry/evil.example/x");
+        assert_eq!(
+            doubled.as_str(),
+            "http://127.0.0.1:9/registry/evil.example/x"
+        );
         assert!(up.resolve("http://evil.example/x").is_err());
-        assert!(up.resolve("http://127.0.0.1:9/registry/x/-/x-1.tgz").is_ok());
+        assert!(up
+            .resolve("http://127.0.0.1:9/registry/x/-/x-1.tgz")
+            .is_ok());
     }
 }

@@ -10,8 +10,8 @@ mod http;
 
 use std::fmt::Debug;
 
-use async_trait::async_trait;
 use ::http::{HeaderMap, Method, StatusCode};
+use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::storage::ByteStream;
@@ -33,12 +33,19 @@ pub struct UpstreamRequest {
 impl UpstreamRequest {
     /// A GET of `target`.
     pub fn get(target: impl Into<String>) -> Self {
-        UpstreamRequest { method: Method::GET, target: target.into(), headers: HeaderMap::new() }
+        UpstreamRequest {
+            method: Method::GET,
+            target: target.into(),
+            headers: HeaderMap::new(),
+        }
     }
 
     /// A HEAD of `target`.
     pub fn head(target: impl Into<String>) -> Self {
-        UpstreamRequest { method: Method::HEAD, ..Self::get(target) }
+        UpstreamRequest {
+            method: Method::HEAD,
+            ..Self::get(target)
+        }
     }
 }
 
