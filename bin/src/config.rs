@@ -68,9 +68,14 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The npm configuration with the server-wide public URL applied to its mount.
@@ -78,8 +83,10 @@ impl Config {
         let mut npm = self.npm.clone();
         npm.mount_path = "/npm".to_owned();
         if npm.public_url.is_none() {
-            npm.public_url =
-                self.public_url.as_ref().map(|url| format!("{}/npm", url.trim_end_matches('/')));
+            npm.public_url = self
+                .public_url
+                .as_ref()
+                .map(|url| format!("{}/npm", url.trim_end_matches('/')));
         }
         npm
     }
@@ -111,7 +118,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.npm.metadata_ttl, Duration::from_secs(300));
-        assert_eq!(config.npm().public_url.as_deref(), Some("https://mirror.example.com/npm"));
+        assert_eq!(
+            config.npm().public_url.as_deref(),
+            Some("https://mirror.example.com/npm")
+        );
         assert_eq!(config.negative_ttl, Duration::from_secs(30));
     }
 

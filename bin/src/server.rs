@@ -38,7 +38,8 @@ pub(crate) enum StartError {
 pub(crate) fn build(config: &Config) -> Result<Router, StartError> {
     let dir = &config.data_dir;
     let spool = dir.join("spool");
-    std::fs::create_dir_all(&spool).map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
+    std::fs::create_dir_all(&spool)
+        .map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
     let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
     let metadata = Arc::new(RedbMetadataStore::open(dir.join("metadata.redb"))?);
     let cache = Cache::builder(blobs, metadata)
@@ -69,24 +70,55 @@ async fn not_found() -> impl IntoResponse {
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let m = app.cache.metrics().snapshot();
     let counters = [
-        ("registry_mirror_cache_hits_total", "Answers served from the cache.", m.hits),
-        ("registry_mirror_cache_misses_total", "Bodies fetched from upstream.", m.misses),
-        ("registry_mirror_cache_revalidated_total", "Cached copies confirmed by upstream.", m.revalidated),
-        ("registry_mirror_cache_stale_total", "Stale copies served because upstream failed.", m.stale),
-        ("registry_mirror_upstream_requests_total", "Requests sent upstream.", m.upstream_requests),
-        ("registry_mirror_upstream_failures_total", "Fetches that failed with nothing cached.", m.upstream_failures),
-        ("registry_mirror_upstream_bytes_total", "Body bytes received from upstream.", m.upstream_bytes),
+        (
+            "registry_mirror_cache_hits_total",
+            "Answers served from the cache.",
+            m.hits,
+        ),
+        (
+            "registry_mirror_cache_misses_total",
+            "Bodies fetched from upstream.",
+            m.misses,
+        ),
+        (
+            "registry_mirror_cache_revalidated_total",
+            "Cached copies confirmed by upstream.",
+            m.revalidated,
+        ),
+        (
+            "registry_mirror_cache_stale_total",
+            "Stale copies served because upstream failed.",
+            m.stale,
+        ),
+        (
+            "registry_mirror_upstream_requests_total",
+            "Requests sent upstream.",
+            m.upstream_requests,
+        ),
+        (
+            "registry_mirror_upstream_failures_total",
+            "Fetches that failed with nothing cached.",
+            m.upstream_failures,
+        ),
+        (
+            "registry_mirror_upstream_bytes_total",
+            "Body bytes received from upstream.",
+            m.upstream_bytes,
+        ),
     ];
     let mut text = String::new();
     for (name, help, value) in counters {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// One span per request; status and latency when the response head is ready.
 async fn log_request(request: Request, next: Next) -> Response {
-    let span = tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -42,17 +42,13 @@ async fn fixture_registry_is_installable_by_npm_directly() {
     npm.install(&[]).await.assert_success();
     assert_installed_from(&npm, &upstream.registry_url());
 
-    let corrupt = npm.install(&[CORRUPT_PACKAGE]).await;
-    corrupt.assert_failure();
-    assert!(
-        corrupt.mentions("EINTEGRITY"),
-        "npm should reject the tampered tarball: {corrupt}"
-    );
+    let tampered = npm.install(&[CORRUPT_PACKAGE]).await;
+    tampered.assert_failure();
+    assert!(tampered.mentions("EINTEGRITY"), "{tampered}");
 
     upstream.set_tarball_corruption(false);
-    npm.install(&[CORRUPT_PACKAGE, BIG_PACKAGE])
-        .await
-        .assert_success();
+    let repaired = npm.install(&[CORRUPT_PACKAGE, BIG_PACKAGE]).await;
+    repaired.assert_success();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,23 +58,12 @@ async fn fixture_registry_revalidates_counts_and_stops() {
     let escaped = upstream.url_of("/@fixture%2fc");
 
     let first = http::get(&client, &escaped, &[]).await;
-    let etag = first.header("etag").to_owned();
-    assert_eq!(
-        first.json()["name"],
-        "@fixture/c",
-        "{}",
-        first.describe_body()
-    );
-    let again = http::get(&client, &escaped, &[("if-none-match", &etag)]).await;
-    assert_eq!(
-        again.status,
-        304,
-        "If-None-Match {etag}: {}",
-        again.describe_body()
-    );
-    http::get(&client, &upstream.url_of("/@fixture/c"), &[])
-        .await
-        .ok_body();
+    assert_eq!(first.json()["name"], "@fixture/c", "GET {escaped}");
+    let etag = first.header("etag");
+    let again = http::get(&client, &escaped, &[("if-none-match", etag)]).await;
+    assert_eq!(again.status, 304, "GET {escaped} with If-None-Match {etag}");
+    let unescaped = http::get(&client, &upstream.url_of("/@fixture/c"), &[]).await;
+    assert_eq!(*unescaped.ok_body(), first.body.expect("packument body"));
     assert_eq!(upstream.requests("/@fixture/c"), 3);
 
     upstream.stop().await;
@@ -119,15 +104,15 @@ async fn concurrent_requests_for_one_uncached_tarball_make_one_upstream_request(
         let body = response.ok_body();
         assert!(
             body == expected,
-            "GET {tarball_url}: {} bytes unlike the {} published",
+            "{} bytes, not the published {}",
             body.len(),
             expected.len()
         );
     }
-    let upstream_requests = upstream.requests(&tarball_path(BIG_PACKAGE, "1.0.0"));
+    let tarball_requests = upstream.requests(&tarball_path(BIG_PACKAGE, "1.0.0"));
     assert_eq!(
-        upstream_requests, 1,
-        "upstream requests for the tarball, for 20 concurrent clients"
+        tarball_requests, 1,
+        "upstream requests for 20 concurrent clients"
     );
 }
 
@@ -140,10 +125,10 @@ async fn tarball_not_matching_integrity_fails_the_client_and_is_not_cached() {
     npm.install(&[CORRUPT_PACKAGE]).await.assert_failure();
     let tarball_url = tarball_url_on_mirror(&mirror, CORRUPT_PACKAGE, "1.0.0").await;
     let tampered = mirror.npm_get_url(&tarball_url, &[]).await;
+    let served = tampered.describe_body();
     assert!(
         !tampered.is_complete_success(),
-        "the mirror served a whole tarball that fails its integrity: {}",
-        tampered.describe_body()
+        "served a tampered tarball whole: {served}"
     );
 
     // Had the mirror kept the tampered bytes, it would not ask upstream again.
@@ -151,16 +136,8 @@ async fn tarball_not_matching_integrity_fails_the_client_and_is_not_cached() {
     let requests_before = upstream.requests(&upstream_path);
     upstream.set_tarball_corruption(false);
     let repaired = mirror.npm_get_url(&tarball_url, &[]).await;
-    assert!(
-        *repaired.ok_body() == published(CORRUPT_PACKAGE, "1.0.0").tarball,
-        "{}",
-        repaired.describe_body()
-    );
-    assert_eq!(
-        upstream.requests(&upstream_path),
-        requests_before + 1,
-        "upstream requests"
-    );
+    assert!(*repaired.ok_body() == published(CORRUPT_PACKAGE, "1.0.0").tarball);
+    assert_eq!(upstream.requests(&upstream_path), requests_before + 1);
     npm.install(&[CORRUPT_PACKAGE]).await.assert_success();
 }
 
@@ -170,23 +147,15 @@ async fn scoped_packages_answer_under_both_name_encodings() {
     let mirror = Mirror::start(&upstream.registry_url()).await;
 
     for path in ["@fixture%2fc", "@fixture/c"] {
-        let fetched = mirror.npm_get(path, &[]).await;
-        fetched.ok_body();
-        let packument = fetched.json();
+        let packument = mirror.npm_get(path, &[]).await.ok_json();
         assert_eq!(packument["name"], "@fixture/c", "GET /npm/{path}");
 
-        let tarball_url = dist_of(&packument, "1.0.0")["tarball"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            tarball_url.starts_with(&mirror.npm_registry()),
-            "GET /npm/{path}: tarball at {tarball_url}"
-        );
-        let tarball = mirror.npm_get_url(&tarball_url, &[]).await;
+        let tarball_url = tarball_url(&packument, "1.0.0");
+        assert_under(tarball_url, &mirror.npm_registry(), "@fixture/c tarball");
+        let tarball = mirror.npm_get_url(tarball_url, &[]).await;
         assert!(
             *tarball.ok_body() == published("@fixture/c", "1.0.0").tarball,
-            "GET {tarball_url}"
+            "{tarball_url}"
         );
     }
 }
@@ -200,23 +169,22 @@ async fn abbreviated_packument_keeps_its_media_type() {
         .npm_get("fixture-b", &[("accept", INSTALL_ACCEPT)])
         .await;
 
-    fetched.ok_body();
+    let packument = fetched.ok_json();
     let content_type = fetched.header("content-type");
     assert!(
         content_type.starts_with("application/vnd.npm.install-v1+json"),
-        "content-type {content_type:?}"
+        "{content_type}"
     );
-    let packument = fetched.json();
     assert_eq!(packument["dist-tags"]["latest"], "1.1.0");
     for version in ["1.0.0", "1.1.0"] {
-        let dist = dist_of(&packument, version);
-        let tarball_url = dist["tarball"].as_str().unwrap_or_default();
-        assert!(
-            tarball_url.starts_with(&mirror.npm_registry()),
-            "{version} tarball at {tarball_url}"
+        assert_under(
+            tarball_url(&packument, version),
+            &mirror.npm_registry(),
+            version,
         );
+        let integrity = &packument["versions"][version]["dist"]["integrity"];
         assert_eq!(
-            dist["integrity"],
+            *integrity,
             published("fixture-b", version).integrity(),
             "{version}"
         );
@@ -233,22 +201,14 @@ async fn cached_packument_is_rewritten_for_each_host() {
         ("mirror-b.test:2222", "HIT"),
     ] {
         let fetched = mirror.npm_get("fixture-b", &[("host", host)]).await;
-        fetched.ok_body();
+        let packument = fetched.ok_json();
         assert_eq!(
             fetched.cache_status(),
             cache_status,
             "request with Host {host}"
         );
-
-        let packument = fetched.json();
-        let tarball_url = dist_of(&packument, "1.1.0")["tarball"]
-            .as_str()
-            .unwrap_or_default();
-        let expected = format!("http://{host}/npm/");
-        assert!(
-            tarball_url.starts_with(&expected),
-            "Host {host}: tarball at {tarball_url}"
-        );
+        let registry = format!("http://{host}/npm/");
+        assert_under(tarball_url(&packument, "1.1.0"), &registry, "tarball");
     }
     assert_eq!(
         upstream.requests("/fixture-b"),
@@ -265,11 +225,8 @@ async fn unknown_package_is_a_json_404() {
     let fetched = mirror.npm_get("fixture-does-not-exist", &[]).await;
 
     assert_eq!(fetched.status, 404, "{}", fetched.describe_body());
-    assert!(
-        fetched.json()["error"].is_string(),
-        "{}",
-        fetched.describe_body()
-    );
+    let error = &fetched.json()["error"];
+    assert!(error.is_string(), "{}", fetched.describe_body());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -288,25 +245,17 @@ fn assert_installed_from(npm: &Npm, registry: &str) {
     let lockfile = npm.lockfile();
     let packages = lockfile["packages"]
         .as_object()
-        .expect("package-lock.json has `packages`");
-    let locked: BTreeSet<String> = packages
-        .keys()
-        .filter(|key| !key.is_empty())
-        .cloned()
-        .collect();
+        .expect("lockfile `packages`");
+    let locked: BTreeSet<&str> = packages.keys().map(String::as_str).collect();
     let expected: BTreeSet<String> = APP_TREE
-        .iter()
         .map(|(name, _)| format!("node_modules/{name}"))
-        .collect();
+        .into();
+    let expected: BTreeSet<&str> = expected.iter().map(String::as_str).chain([""]).collect();
     assert_eq!(locked, expected, "packages in package-lock.json");
 
     for (name, version) in APP_TREE {
-        assert_locked(
-            &packages[&format!("node_modules/{name}")],
-            name,
-            version,
-            registry,
-        );
+        let entry = &packages[&format!("node_modules/{name}")];
+        assert_locked(entry, name, version, registry);
         assert_unpacked(npm, name, version);
     }
 }
@@ -315,17 +264,15 @@ fn assert_locked(entry: &Value, name: &str, version: &str, registry: &str) {
     assert_eq!(entry["version"], version, "locked version of {name}");
 
     let resolved = entry["resolved"].as_str().unwrap_or_default();
+    assert_under(resolved, registry, &format!("resolved URL of {name}"));
     let tarball = tarball_path(name, version);
     let file = tarball.rsplit('/').next().unwrap_or_default();
     assert!(
-        resolved.starts_with(registry) && resolved.ends_with(&format!("/-/{file}")),
-        "{name} is locked to {resolved:?}, not to {file} under {registry}"
+        resolved.ends_with(&format!("/-/{file}")),
+        "{name} resolved to {resolved}"
     );
-    assert_eq!(
-        entry["integrity"],
-        published(name, version).integrity(),
-        "integrity of {name}"
-    );
+    let integrity = published(name, version).integrity();
+    assert_eq!(entry["integrity"], integrity, "integrity of {name}");
 }
 
 fn assert_unpacked(npm: &Npm, name: &str, version: &str) {
@@ -339,6 +286,13 @@ fn assert_unpacked(npm: &Npm, name: &str, version: &str) {
     assert_eq!(contents, index_js(name, version), "{}", index.display());
 }
 
+fn assert_under(url: &str, base: &str, what: &str) {
+    assert!(
+        url.starts_with(base),
+        "{what} is at {url:?}, not under {base}"
+    );
+}
+
 /// A packument already requested (by npm) is answered from the cache.
 async fn assert_packument_is_cached(mirror: &Mirror, name: &str) {
     let fetched = mirror.npm_get(name, &[("accept", INSTALL_ACCEPT)]).await;
@@ -347,28 +301,27 @@ async fn assert_packument_is_cached(mirror: &Mirror, name: &str) {
     assert_eq!(
         fetched.cache_status(),
         "HIT",
-        "a repeated request for the {name} packument"
+        "repeated request for the {name} packument"
     );
 }
 
-/// The tarball URL the mirror's packument gives for `name@version`, checked to be on the mirror.
+/// The tarball URL of `name@version` in the packument the mirror serves, checked to be on
+/// the mirror.
 async fn tarball_url_on_mirror(mirror: &Mirror, name: &str, version: &str) -> String {
-    let fetched = mirror.npm_get(name, &[]).await;
-    fetched.ok_body();
+    let packument = mirror.npm_get(name, &[]).await.ok_json();
 
-    let tarball_url = dist_of(&fetched.json(), version)["tarball"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        tarball_url.starts_with(&mirror.npm_registry()),
-        "{name}@{version} tarball at {tarball_url:?}"
+    let url = tarball_url(&packument, version);
+    assert_under(
+        url,
+        &mirror.npm_registry(),
+        &format!("{name}@{version} tarball"),
     );
-    tarball_url
+    url.to_owned()
 }
 
-fn dist_of<'a>(packument: &'a Value, version: &str) -> &'a Value {
-    &packument["versions"][version]["dist"]
+fn tarball_url<'a>(packument: &'a Value, version: &str) -> &'a str {
+    let url = &packument["versions"][version]["dist"]["tarball"];
+    url.as_str().unwrap_or_default()
 }
 
 async fn get_concurrently(url: &str, count: usize) -> Vec<Fetched> {

@@ -67,9 +67,10 @@ impl Fetched {
     pub(crate) fn assert_reports_cache_status(&self) {
         assert!(
             CACHE_STATUSES.contains(&self.cache_status()),
-            "GET {}: x-cache-status is {:?}, expected one of {CACHE_STATUSES:?}",
+            "GET {}: x-cache-status is {:?}, expected one of {CACHE_STATUSES:?}; response: {}",
             self.url,
             self.headers.get("x-cache-status"),
+            self.describe_body(),
         );
     }
 
@@ -91,6 +92,12 @@ impl Fetched {
             Ok(body) => body,
             Err(error) => panic!("GET {}: 200, then the body failed: {error:?}", self.url),
         }
+    }
+
+    /// The body of a 200 response parsed as JSON; panics with the details otherwise.
+    pub(crate) fn ok_json(&self) -> Value {
+        self.ok_body();
+        self.json()
     }
 
     /// The body parsed as JSON, whatever the status.

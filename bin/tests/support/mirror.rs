@@ -37,6 +37,8 @@ impl Mirror {
             .spawn()
             .expect("spawn the registry-mirror binary");
         let listening = watch_stdout(child.stdout.take().expect("the mirror's piped stdout"));
+        // Built before the wait, so that a mirror failing to start is killed and its log
+        // printed like any other.
         let mut mirror = Self {
             url: String::new(),
             child,
@@ -108,6 +110,8 @@ impl Drop for Mirror {
     }
 }
 
+/// Writes the config and makes an empty data directory in `dir`, and the command running
+/// the mirror on them.
 fn command(dir: &Path, upstream: &str, stderr_log: &Path) -> Command {
     let data_dir = dir.join("data");
     std::fs::create_dir(&data_dir).expect("create the mirror's data directory");
@@ -126,6 +130,12 @@ fn command(dir: &Path, upstream: &str, stderr_log: &Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
+    isolate_environment(&mut command);
+    command
+}
+
+/// Settings the machine's environment might hold must not override the test's flags.
+fn isolate_environment(command: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("REGISTRY_MIRROR_") {
             command.env_remove(key);
@@ -137,8 +147,7 @@ fn command(dir: &Path, upstream: &str, stderr_log: &Path) -> Command {
             "debug,hyper=info,hyper_util=info,reqwest=info,h2=info",
         );
     }
-    isolate_from_proxies(&mut command);
-    command
+    isolate_from_proxies(command);
 }
 
 fn config_toml(upstream: &str) -> String {

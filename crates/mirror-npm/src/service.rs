@@ -103,7 +103,16 @@ impl NpmMirror {
             .inner
             .dispatch(&parts.method, &parts.uri, &parts.headers)
             .await;
-        result.unwrap_or_else(NpmError::into_response)
+        result.unwrap_or_else(|err| {
+            let mut response = err.into_response();
+            // Nothing cached answered this request, so it counts as a miss.
+            set(
+                response.headers_mut(),
+                CACHE_STATUS_HEADER,
+                CacheStatus::Miss.as_str(),
+            );
+            response
+        })
     }
 }
 
@@ -495,3 +504,6 @@ fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests;
