@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod body;
 mod cache;
 mod clock;
