@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mirror_core::auth::AccessPolicy;
 use mirror_npm::NpmConfig;
 use serde::Deserialize;
 
@@ -22,6 +23,8 @@ pub(crate) struct Config {
     /// `text` or `json`.
     pub(crate) log_format: LogFormat,
     pub(crate) npm: NpmConfig,
+    /// Users, tokens and who may read or write what.
+    pub(crate) auth: AccessPolicy,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -41,6 +44,7 @@ impl Default for Config {
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
             npm: NpmConfig::default(),
+            auth: AccessPolicy::default(),
         }
     }
 }
@@ -90,6 +94,7 @@ impl Config {
         }
         npm
     }
+
 }
 
 #[cfg(test)]
@@ -123,6 +128,24 @@ mod tests {
             Some("https://mirror.example.com/npm")
         );
         assert_eq!(config.negative_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parses_access_rules() {
+        let config: Config = toml::from_str(
+            r#"
+            [auth]
+            anonymous_read = false
+            [[auth.rules]]
+            ecosystem = "npm"
+            pattern = "@acme/*"
+            write = ["alice"]
+            publish_over_upstream = true
+            "#,
+        )
+        .unwrap();
+        assert!(!config.auth.anonymous_read);
+        assert!(config.auth.may_publish_over_upstream("npm", "@acme/x"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `registry-mirror`: one binary that mirrors and hosts package registries.
 
+mod admin;
 mod config;
 mod server;
 
@@ -25,7 +26,22 @@ struct Cli {
 enum Command {
     /// Run the server (the default configuration needs no file).
     Serve(ServeArgs),
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Client configuration for npm.
+    #[command(disable_help_subcommand = true)]
     Npm {
         #[command(subcommand)]
         command: HelpCommand,
@@ -42,15 +58,15 @@ enum HelpCommand {
 
 /// Options every subcommand that touches configuration or data takes.
 #[derive(Debug, Args)]
-struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// TOML configuration file.
-    #[arg(long, env = "REGISTRY_MIRROR_CONFIG")]
+    #[arg(long, global = true, env = "REGISTRY_MIRROR_CONFIG")]
     config: Option<PathBuf>,
     /// Directory for cached and hosted data.
-    #[arg(long, env = "REGISTRY_MIRROR_DATA_DIR")]
+    #[arg(long, global = true, env = "REGISTRY_MIRROR_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// URL clients use to reach this server.
-    #[arg(long, env = "REGISTRY_MIRROR_PUBLIC_URL")]
+    #[arg(long, global = true, env = "REGISTRY_MIRROR_PUBLIC_URL")]
     public_url: Option<String>,
 }
 
@@ -67,7 +83,7 @@ struct ServeArgs {
 }
 
 impl CommonArgs {
-    fn config(&self) -> Result<Config, config::ConfigError> {
+    pub(crate) fn config(&self) -> Result<Config, config::ConfigError> {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(dir) = &self.data_dir {
             config.data_dir.clone_from(dir);
@@ -83,6 +99,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::User { command, common } => admin::user(command, &common),
+        Command::Token { command, common } => admin::token(command, &common),
         Command::Npm {
             command: HelpCommand::Help,
             common,
@@ -103,7 +121,7 @@ fn main() -> ExitCode {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn serve(args: &ServeArgs) -> Result<(), BoxError> {
     let mut config = args.common.config()?;
@@ -121,7 +139,8 @@ fn serve(args: &ServeArgs) -> Result<(), BoxError> {
 }
 
 async fn run(config: Config) -> Result<(), BoxError> {
-    let router = server::build(&config)?;
+    let (router, app) = server::build(&config)?;
+    admin::bootstrap(&app.auth, &config.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|err| server::StartError::Listen(config.listen, err))?;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{header, StatusCode};
+use mirror_core::auth::Auth;
 use mirror_core::{Cache, FsBlobStore, RedbMetadataStore};
 use mirror_npm::NpmMirror;
 use tracing::Instrument;
@@ -19,6 +20,7 @@ use crate::config::Config;
 #[derive(Debug, Clone)]
 pub(crate) struct App {
     cache: Cache,
+    pub(crate) auth: Auth,
 }
 
 /// Why the server could not start.
@@ -34,28 +36,45 @@ pub(crate) enum StartError {
     Listen(std::net::SocketAddr, #[source] std::io::Error),
 }
 
+/// The metadata store of a data directory, shared with CLI processes while a server runs.
+pub(crate) fn open_metadata(config: &Config) -> Result<Arc<RedbMetadataStore>, StartError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
+    Ok(Arc::new(RedbMetadataStore::open(
+        dir.join("metadata.redb"),
+    )?))
+}
+
+/// Users and tokens of a data directory, with the configured access rules.
+pub(crate) fn open_auth(config: &Config) -> Result<Auth, StartError> {
+    Ok(Auth::new(open_metadata(config)?, config.auth.clone()))
+}
+
 /// Opens the stores under the data directory and builds the router.
-pub(crate) fn build(config: &Config) -> Result<Router, StartError> {
+pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
     let dir = &config.data_dir;
     let spool = dir.join("spool");
     std::fs::create_dir_all(&spool)
         .map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
     let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
-    let metadata = Arc::new(RedbMetadataStore::open(dir.join("metadata.redb"))?);
+    let metadata = open_metadata(config)?;
+    let auth = Auth::new(metadata.clone(), config.auth.clone());
     let cache = Cache::builder(blobs, metadata)
         .spool_dir(spool)
         .negative_ttl(config.negative_ttl)
         .build();
-    let npm = NpmMirror::new(cache.clone(), config.npm())?;
-    let app = App { cache };
+    let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
+    let app = App { cache, auth };
 
-    Ok(Router::new()
+    let router = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .nest_service("/npm", npm)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(log_request))
-        .with_state(app))
+        .with_state(app.clone());
+    Ok((router, app))
 }
 
 async fn health() -> &'static str {
@@ -106,8 +125,13 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             m.upstream_bytes,
         ),
     ];
+    let failed_logins = (
+        "registry_mirror_auth_failures_total",
+        "Requests refused for a wrong credential.",
+        app.auth.failed_logins(),
+    );
     let mut text = String::new();
-    for (name, help, value) in counters {
+    for (name, help, value) in counters.into_iter().chain([failed_logins]) {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
         ));

@@ -273,6 +273,13 @@ impl Digests {
     }
 }
 
+/// sha256 and each of `extra` over a byte slice, for small in-memory bodies.
+pub fn digests_of(bytes: &[u8], extra: impl IntoIterator<Item = Algorithm>) -> Digests {
+    let mut hasher = MultiHasher::new(extra);
+    hasher.update(bytes);
+    hasher.finish()
+}
+
 /// sha256 of a byte slice, for small in-memory documents.
 pub fn sha256_of(bytes: &[u8]) -> Digest {
     digest_of(Algorithm::Sha256, &Sha256::digest(bytes))

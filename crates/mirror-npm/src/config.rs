@@ -25,6 +25,8 @@ pub struct NpmConfig {
     pub max_packument_bytes: u64,
     /// Largest tarball accepted from upstream.
     pub max_tarball_bytes: u64,
+    /// Largest publish request body accepted (the tarball travels base64-encoded in it).
+    pub max_publish_bytes: u64,
 }
 
 impl Default for NpmConfig {
@@ -36,6 +38,7 @@ impl Default for NpmConfig {
             mount_path: "/npm".to_owned(),
             max_packument_bytes: 256 << 20,
             max_tarball_bytes: 2 << 30,
+            max_publish_bytes: 128 << 20,
         }
     }
 }

@@ -19,6 +19,24 @@ pub enum NpmError {
     /// Upstream sent a document that is not a packument.
     #[error("upstream sent a malformed packument: {0}")]
     MalformedPackument(String),
+    /// A credential is needed, or the one given is wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request would overwrite something immutable.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body is malformed or inconsistent.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body exceeds the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(u64),
+    /// Upstream could not be asked whether a name exists there, so publishing it is refused.
+    #[error("cannot check whether the name exists upstream")]
+    UpstreamCheck(#[source] mirror_core::Error),
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -35,6 +53,12 @@ impl NpmError {
             NpmError::NotFound => StatusCode::NOT_FOUND,
             NpmError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NpmError::MalformedPackument(_) => StatusCode::BAD_GATEWAY,
+            NpmError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            NpmError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NpmError::Conflict(_) => StatusCode::CONFLICT,
+            NpmError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            NpmError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            NpmError::UpstreamCheck(_) => StatusCode::BAD_GATEWAY,
             NpmError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NpmError::Core(err) => match err.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -63,10 +87,15 @@ impl NpmError {
         let doc = serde_json::json!({ "error": message });
         let mut response = Response::new(body::full(doc.to_string()));
         *response.status_mut() = status;
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = http::HeaderValue::from_static("Basic realm=\"registry-mirror\"");
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }

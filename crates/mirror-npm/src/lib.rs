@@ -32,6 +32,7 @@
 
 mod config;
 mod error;
+mod hosted;
 mod packument;
 mod path;
 mod rewrite;

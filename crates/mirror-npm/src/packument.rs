@@ -151,7 +151,7 @@ fn upstream_target(url: &str, name: &PackageName, file: &str, upstream: &Url) ->
     }
 }
 
-fn abbreviate_version(doc: &Value) -> Value {
+pub(crate) fn abbreviate_version(doc: &Value) -> Value {
     let Some(fields) = doc.as_object() else {
         return doc.clone();
     };

@@ -19,6 +19,20 @@ pub(crate) enum Route {
     Version(PackageName, String),
     /// `/<name>/-/<file>.tgz`.
     Tarball(PackageName, String),
+    /// `/<name>/-rev/<rev>`: a packument revision, for updates and whole-package unpublish.
+    Revision(PackageName, String),
+    /// `/<name>/-/<file>/-rev/<rev>`: a tarball, for deleting after a version unpublish.
+    TarballRevision(PackageName, String, String),
+    /// `/-/whoami`.
+    Whoami,
+    /// `/-/user/org.couchdb.user:<name>`: the legacy login.
+    Login(String),
+    /// `/-/user/token/<token>`: logout.
+    Logout(String),
+    /// `/-/package/<name>/dist-tags`.
+    DistTags(PackageName),
+    /// `/-/package/<name>/dist-tags/<tag>`.
+    DistTag(PackageName, String),
     /// Another `/-/...` endpoint this mirror does not serve.
     UnsupportedSpecial,
 }
@@ -88,24 +102,50 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     }
     let segments: Vec<&str> = trimmed.trim_end_matches('/').split('/').collect();
     if segments[0] == "-" {
-        return Some(if segments == ["-", "ping"] {
-            Route::Ping
-        } else {
-            Route::UnsupportedSpecial
-        });
+        return special(&segments[1..]);
     }
-    let (name, rest) = if segments[0].starts_with('@') {
-        let name = segments.get(..2)?.join("/");
-        (name, &segments[2..])
-    } else {
-        (segments[0].to_owned(), &segments[1..])
-    };
-    let name = PackageName::parse(&name)?;
+    let (name, rest) = split_name(&segments)?;
     match rest {
         [] => Some(Route::Packument(name)),
         ["-", file] if valid_tarball_file(file) => Some(Route::Tarball(name, (*file).to_owned())),
+        ["-rev", rev] if valid_part(rev) => Some(Route::Revision(name, (*rev).to_owned())),
+        ["-", file, "-rev", rev] if valid_tarball_file(file) && valid_part(rev) => Some(
+            Route::TarballRevision(name, (*file).to_owned(), (*rev).to_owned()),
+        ),
         [version] if valid_part(version) => Some(Route::Version(name, (*version).to_owned())),
         _ => None,
+    }
+}
+
+/// Splits `[@scope, name, rest..]` or `[name, rest..]` into a package name and the rest.
+fn split_name<'a, 'b>(segments: &'a [&'b str]) -> Option<(PackageName, &'a [&'b str])> {
+    let scoped = segments.first()?.starts_with('@');
+    let len = if scoped { 2 } else { 1 };
+    let name = PackageName::parse(&segments.get(..len)?.join("/"))?;
+    Some((name, &segments[len..]))
+}
+
+/// The `/-/...` endpoints.
+fn special(segments: &[&str]) -> Option<Route> {
+    match segments {
+        ["ping"] => Some(Route::Ping),
+        ["whoami"] => Some(Route::Whoami),
+        ["user", "token", token] => Some(Route::Logout((*token).to_owned())),
+        ["user", user] => {
+            let name = user.strip_prefix("org.couchdb.user:")?;
+            (!name.is_empty()).then(|| Route::Login(name.to_owned()))
+        }
+        ["package", rest @ ..] => {
+            let (name, rest) = split_name(rest)?;
+            match rest {
+                ["dist-tags"] => Some(Route::DistTags(name)),
+                ["dist-tags", tag] if valid_part(tag) => {
+                    Some(Route::DistTag(name, (*tag).to_owned()))
+                }
+                _ => None,
+            }
+        }
+        _ => Some(Route::UnsupportedSpecial),
     }
 }
 
@@ -154,6 +194,41 @@ mod tests {
             route("/JSONStream"),
             Some(Route::Packument(name("JSONStream")))
         );
+    }
+
+    #[test]
+    fn routes_write_endpoints() {
+        assert_eq!(route("/-/whoami"), Some(Route::Whoami));
+        assert_eq!(
+            route("/-/user/org.couchdb.user:alice"),
+            Some(Route::Login("alice".into()))
+        );
+        assert_eq!(
+            route("/-/user/token/rmt_x"),
+            Some(Route::Logout("rmt_x".into()))
+        );
+        assert_eq!(
+            route("/-/package/@a%2fb/dist-tags"),
+            Some(Route::DistTags(name("@a/b")))
+        );
+        assert_eq!(
+            route("/-/package/x/dist-tags/beta"),
+            Some(Route::DistTag(name("x"), "beta".into()))
+        );
+        assert_eq!(
+            route("/@a%2fb/-rev/3-abc"),
+            Some(Route::Revision(name("@a/b"), "3-abc".into()))
+        );
+        assert_eq!(
+            route("/@a/b/-/b-1.0.0.tgz/-rev/3-abc"),
+            Some(Route::TarballRevision(
+                name("@a/b"),
+                "b-1.0.0.tgz".into(),
+                "3-abc".into()
+            ))
+        );
+        assert_eq!(route("/-/v1/search"), Some(Route::UnsupportedSpecial));
+        assert_eq!(route("/-/package/../dist-tags"), None);
     }
 
     #[test]

@@ -9,12 +9,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use mirror_core::auth::{Action, Auth, Identity};
 use mirror_core::http_util::{
     base_url, content_range, if_none_match, parse_range, wants_revalidation,
 };
 use mirror_core::{
-    body, put_bytes, read_to_bytes, Algorithm, Body, Cache, CacheStatus, Digest, Expected,
-    FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
+    body, put_bytes, read_to_bytes, Algorithm, Body, BoxError, Cache, CacheStatus, Digest,
+    Expected, FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest,
+    CACHE_STATUS_HEADER,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -49,6 +51,7 @@ struct Inner {
     upstream_base: Url,
     config: NpmConfig,
     transforms: Semaphore,
+    auth: Option<Auth>,
 }
 
 /// The documents derived from one stored upstream packument.
@@ -85,24 +88,44 @@ impl NpmMirror {
         let upstream_base = Url::parse(&config.upstream)
             .map_err(|err| NpmError::Config(format!("upstream: {err}")))?;
         let transforms = Semaphore::new(CONCURRENT_TRANSFORMS);
+        let inner = Inner {
+            cache,
+            upstream,
+            upstream_base,
+            config,
+            transforms,
+            auth: None,
+        };
         Ok(NpmMirror {
-            inner: Arc::new(Inner {
-                cache,
-                upstream,
-                upstream_base,
-                config,
-                transforms,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
+    /// Enables private packages: logins, publishing and access rules through `auth`.
+    /// Without it the service is a read-only mirror open to everyone.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        let inner = &self.inner;
+        let inner = Inner {
+            cache: inner.cache.clone(),
+            upstream: Arc::clone(&inner.upstream),
+            upstream_base: inner.upstream_base.clone(),
+            config: inner.config.clone(),
+            transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+            auth: Some(auth),
+        };
+        NpmMirror {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Answers one request; never fails, errors become npm-format responses.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
-        let (parts, _body) = request.into_parts();
-        let result = self
-            .inner
-            .dispatch(&parts.method, &parts.uri, &parts.headers)
-            .await;
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let result = self.inner.dispatch(&parts, body).await;
         result.unwrap_or_else(|err| {
             let mut response = err.into_response();
             // Nothing cached answered this request, so it counts as a miss.
@@ -118,7 +141,8 @@ impl NpmMirror {
 
 impl<B> tower::Service<Request<B>> for NpmMirror
 where
-    B: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -139,32 +163,105 @@ struct Ask<'a> {
     headers: &'a HeaderMap,
     base: String,
     head: bool,
+    identity: Option<Identity>,
 }
 
 impl Inner {
-    async fn dispatch(
-        &self,
-        method: &Method,
-        uri: &http::Uri,
-        headers: &HeaderMap,
-    ) -> Result<Response<Body>> {
-        if method != Method::GET && method != Method::HEAD {
-            return Err(NpmError::MethodNotAllowed);
-        }
+    async fn dispatch<B>(&self, parts: &http::request::Parts, body: B) -> Result<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let route = route(parts.uri.path()).ok_or(NpmError::InvalidPath)?;
         let public_url = self.config.public_url.as_deref();
-        let base = base_url(public_url, headers, uri, &self.config.mount_path);
+        let base = base_url(
+            public_url,
+            &parts.headers,
+            &parts.uri,
+            &self.config.mount_path,
+        );
+        let identity = self.identify(&parts.headers).await?;
         let ask = Ask {
-            headers,
+            headers: &parts.headers,
             base,
-            head: method == Method::HEAD,
+            head: parts.method == Method::HEAD,
+            identity,
         };
-        match route(uri.path()).ok_or(NpmError::InvalidPath)? {
-            Route::Root => Ok(json_response(StatusCode::OK, r#"{"db_name":"registry"}"#)),
-            Route::Ping => Ok(json_response(StatusCode::OK, "{}")),
-            Route::Packument(name) => self.packument(&name, &ask).await,
-            Route::Version(name, version) => self.version(&name, &version).await,
-            Route::Tarball(name, file) => self.tarball(&name, &file, &ask).await,
-            Route::UnsupportedSpecial => Err(NpmError::NotFound),
+        let read = parts.method == Method::GET || parts.method == Method::HEAD;
+        match (read, &parts.method, route) {
+            (true, _, Route::Root) => {
+                Ok(json_response(StatusCode::OK, r#"{"db_name":"registry"}"#))
+            }
+            (true, _, Route::Ping) => Ok(json_response(StatusCode::OK, "{}")),
+            (true, _, Route::Packument(name)) => self.read_packument(&name, &ask).await,
+            (true, _, Route::Version(name, version)) => {
+                self.read_version(&name, &version, &ask).await
+            }
+            (true, _, Route::Tarball(name, file)) => self.read_tarball(&name, &file, &ask).await,
+            (true, _, Route::Whoami) => self.whoami(&ask),
+            (true, _, Route::DistTags(name)) => self.dist_tags(&name, &ask).await,
+            (false, &Method::PUT, Route::Login(user)) => {
+                self.login(&user, self.read_body(body).await?).await
+            }
+            (false, &Method::DELETE, Route::Logout(token)) => self.logout(&token, &ask).await,
+            (false, &Method::PUT, Route::DistTag(name, tag)) => {
+                self.set_dist_tag(&name, &tag, self.read_body(body).await?, &ask)
+                    .await
+            }
+            (false, &Method::DELETE, Route::DistTag(name, tag)) => {
+                self.remove_dist_tag(&name, &tag, &ask).await
+            }
+            (false, &Method::PUT, Route::Packument(name)) => {
+                self.write_packument(&name, None, self.read_body(body).await?, &ask)
+                    .await
+            }
+            (false, &Method::PUT, Route::Revision(name, rev)) => {
+                self.write_packument(&name, Some(&rev), self.read_body(body).await?, &ask)
+                    .await
+            }
+            (false, &Method::DELETE, Route::Revision(name, rev)) => {
+                self.unpublish(&name, &rev, &ask).await
+            }
+            (false, &Method::DELETE, Route::TarballRevision(name, file, _)) => {
+                self.delete_tarball(&name, &file, &ask).await
+            }
+            (_, _, Route::UnsupportedSpecial) => Err(NpmError::NotFound),
+            _ => Err(NpmError::MethodNotAllowed),
+        }
+    }
+
+    /// The mirrored packument, unless the name is hosted here.
+    async fn read_packument(&self, name: &PackageName, ask: &Ask<'_>) -> Result<Response<Body>> {
+        self.authorize(ask, name, Action::Read)?;
+        match self.load_hosted(name).await? {
+            Some((package, version)) => self.hosted_packument(&package, version, ask),
+            None => self.packument(name, ask).await,
+        }
+    }
+
+    async fn read_version(
+        &self,
+        name: &PackageName,
+        version: &str,
+        ask: &Ask<'_>,
+    ) -> Result<Response<Body>> {
+        self.authorize(ask, name, Action::Read)?;
+        match self.load_hosted(name).await? {
+            Some((package, _)) => self.hosted_version(&package, version, ask),
+            None => self.version(name, version).await,
+        }
+    }
+
+    async fn read_tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        ask: &Ask<'_>,
+    ) -> Result<Response<Body>> {
+        self.authorize(ask, name, Action::Read)?;
+        match self.load_hosted(name).await? {
+            Some((package, _)) => self.hosted_tarball(&package, file, ask).await,
+            None => self.tarball(name, file, ask).await,
         }
     }
 
@@ -504,6 +601,8 @@ fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
     );
     response
 }
+
+mod write;
 
 #[cfg(test)]
 mod tests;

@@ -116,7 +116,7 @@ fn mirror(registry: &Arc<Registry>) -> NpmMirror {
     NpmMirror::with_upstream(cache, config, Arc::clone(registry) as Arc<dyn Upstream>).unwrap()
 }
 
-async fn send(npm: &NpmMirror, request: Request<()>) -> (StatusCode, HeaderMap, Bytes) {
+async fn send(npm: &NpmMirror, request: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
     let response = npm.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body
@@ -147,7 +147,7 @@ fn setup() -> (Arc<Registry>, NpmMirror, Bytes) {
 async fn packument_points_tarballs_at_the_mirror_for_both_scoped_forms() {
     let (registry, npm, _) = setup();
     for path in ["/@acme%2fwidget", "/@acme/widget"] {
-        let (status, headers, body) = send(&npm, get(path).body(()).unwrap()).await;
+        let (status, headers, body) = send(&npm, get(path).body(body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             headers[header::CONTENT_LENGTH],
@@ -175,7 +175,7 @@ async fn abbreviated_form_on_request() {
             header::ACCEPT,
             "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
         )
-        .body(())
+        .body(body::empty())
         .unwrap();
     let (status, headers, body) = send(&npm, request).await;
     assert_eq!(status, StatusCode::OK);
@@ -189,11 +189,11 @@ async fn abbreviated_form_on_request() {
 #[tokio::test]
 async fn etag_answers_304() {
     let (_, npm, _) = setup();
-    let (_, headers, _) = send(&npm, get("/@acme/widget").body(()).unwrap()).await;
+    let (_, headers, _) = send(&npm, get("/@acme/widget").body(body::empty()).unwrap()).await;
     let etag = headers[header::ETAG].clone();
     let request = get("/@acme/widget")
         .header(header::IF_NONE_MATCH, etag)
-        .body(())
+        .body(body::empty())
         .unwrap();
     let (status, headers, body) = send(&npm, request).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
@@ -203,7 +203,7 @@ async fn etag_answers_304() {
     let other_host = Request::get("/@acme/widget")
         .header(header::HOST, "elsewhere:1")
         .header(header::IF_NONE_MATCH, headers[header::ETAG].clone())
-        .body(())
+        .body(body::empty())
         .unwrap();
     let (status, _, _) = send(&npm, other_host).await;
     assert_eq!(
@@ -217,13 +217,13 @@ async fn etag_answers_304() {
 async fn tarball_is_fetched_once_and_served_with_ranges() {
     let (registry, npm, bytes) = setup();
     let path = "/@acme/widget/-/widget-1.0.0.tgz";
-    let (status, headers, body) = send(&npm, get(path).body(()).unwrap()).await;
+    let (status, headers, body) = send(&npm, get(path).body(body::empty()).unwrap()).await;
     assert_eq!((status, body.clone()), (StatusCode::OK, bytes.clone()));
     assert_eq!(headers[CACHE_STATUS_HEADER], "MISS");
 
     let ranged = get(path)
         .header(header::RANGE, "bytes=0-6")
-        .body(())
+        .body(body::empty())
         .unwrap();
     let (status, headers, body) = send(&npm, ranged).await;
     assert_eq!(
@@ -248,7 +248,7 @@ async fn tarball_not_matching_integrity_is_refused_and_not_cached() {
     let path = "/@acme/widget/-/widget-1.0.0.tgz";
     let response = npm
         .clone()
-        .oneshot(get(path).body(()).unwrap())
+        .oneshot(get(path).body(body::empty()).unwrap())
         .await
         .unwrap();
     let status = response.status();
@@ -259,7 +259,7 @@ async fn tarball_not_matching_integrity_is_refused_and_not_cached() {
     );
 
     registry.put("@acme/widget/-/widget-1.0.0.tgz", good.clone());
-    let (status, headers, body) = send(&npm, get(path).body(()).unwrap()).await;
+    let (status, headers, body) = send(&npm, get(path).body(body::empty()).unwrap()).await;
     assert_eq!((status, body), (StatusCode::OK, good));
     assert_eq!(headers[CACHE_STATUS_HEADER], "MISS");
 }
@@ -267,7 +267,7 @@ async fn tarball_not_matching_integrity_is_refused_and_not_cached() {
 #[tokio::test]
 async fn new_release_is_found_without_waiting_for_the_ttl() {
     let (registry, npm, _) = setup();
-    send(&npm, get("/@acme/widget").body(()).unwrap()).await;
+    send(&npm, get("/@acme/widget").body(body::empty()).unwrap()).await;
 
     let (one, one_integrity) = tarball(b"tarball one");
     let (two, two_integrity) = tarball(b"tarball two");
@@ -281,11 +281,17 @@ async fn new_release_is_found_without_waiting_for_the_ttl() {
 
     let (status, _, body) = send(
         &npm,
-        get("/@acme/widget/-/widget-2.0.0.tgz").body(()).unwrap(),
+        get("/@acme/widget/-/widget-2.0.0.tgz")
+            .body(body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!((status, body), (StatusCode::OK, two));
-    let (status, _, body) = send(&npm, get("/@acme/widget/2.0.0").body(()).unwrap()).await;
+    let (status, _, body) = send(
+        &npm,
+        get("/@acme/widget/2.0.0").body(body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap()["version"],
@@ -294,7 +300,7 @@ async fn new_release_is_found_without_waiting_for_the_ttl() {
 
     let no_cache = get("/@acme/widget")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(())
+        .body(body::empty())
         .unwrap();
     let (_, headers, _) = send(&npm, no_cache).await;
     assert_eq!(headers[CACHE_STATUS_HEADER], "REVALIDATED");
@@ -318,7 +324,7 @@ async fn errors_use_npm_json_bodies() {
         ),
     ];
     for (request, expected) in cases {
-        let (status, headers, body) = send(&npm, request.body(()).unwrap()).await;
+        let (status, headers, body) = send(&npm, request.body(body::empty()).unwrap()).await;
         assert_eq!(status, expected);
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
         let doc: Value = serde_json::from_slice(&body).unwrap();
@@ -330,7 +336,11 @@ async fn errors_use_npm_json_bodies() {
 async fn malformed_upstream_packument_is_a_502() {
     let registry = Arc::new(Registry::default());
     registry.put("broken", Bytes::from_static(b"<html>not json</html>"));
-    let (status, _, body) = send(&mirror(&registry), get("/broken").body(()).unwrap()).await;
+    let (status, _, body) = send(
+        &mirror(&registry),
+        get("/broken").body(body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(String::from_utf8_lossy(&body).contains("malformed packument"));
 }
