@@ -1,0 +1,180 @@
+//! The process as an operator sees it: stopped with SIGTERM in the middle of a download, or
+//! killed with SIGKILL, and started again on the same data directory.
+
+#![allow(
+    clippy::expect_used,
+    reason = "a test fails loudly on whatever it did not expect"
+)]
+
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different part of the shared support"
+)]
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use support::{published, tarball_path, FixtureRegistry, BIG_PACKAGE};
+
+/// The binary on a data directory that outlives it, so it can be started again.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    fn start(data_dir: &Path, upstream: &str) -> Self {
+        let config = data_dir.join("config.toml");
+        std::fs::write(&config, format!("[npm]\nupstream = \"{upstream}\"\n"))
+            .expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_registry-mirror"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data_dir.join("data"))
+            .env_remove("REGISTRY_MIRROR_LISTEN")
+            .env("NO_PROXY", "*")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn registry-mirror");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let url = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+            .expect("a `listening on` line");
+        Process { child, url }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status();
+        assert!(status.expect("run kill").success(), "kill {signal} failed");
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry-mirror did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn tarball_url(&self) -> String {
+        format!("{}/npm{}", self.url, tarball_path(BIG_PACKAGE, "1.0.0"))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build a client")
+}
+
+/// Starts a tarball download and returns its response once the first bytes arrived.
+async fn start_download(
+    client: &reqwest::Client,
+    process: &Process,
+) -> (reqwest::Response, Vec<u8>) {
+    let packument = format!("{}/npm/{BIG_PACKAGE}", process.url);
+    let status = client
+        .get(&packument)
+        .send()
+        .await
+        .expect("packument")
+        .status();
+    assert_eq!(status, 200, "GET {packument}");
+    let mut response = client
+        .get(process.tarball_url())
+        .send()
+        .await
+        .expect("tarball response");
+    assert_eq!(response.status(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("first chunk")
+        .expect("a first chunk");
+    (response, first.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_an_in_flight_download_finish() {
+    let upstream = FixtureRegistry::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut process = Process::start(dir.path(), &upstream.registry_url());
+    let client = client();
+
+    let (response, mut body) = start_download(&client, &process).await;
+    process.signal("-TERM");
+    let mut rest = response.bytes_stream();
+    while let Some(chunk) = rest.next().await {
+        body.extend_from_slice(&chunk.expect("the download must not be cut by the shutdown"));
+    }
+
+    assert!(
+        body == published(BIG_PACKAGE, "1.0.0").tarball,
+        "the whole tarball arrives"
+    );
+    let status = process.wait(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "graceful shutdown exits cleanly: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_download_leaves_nothing_half_stored() {
+    let upstream = FixtureRegistry::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut process = Process::start(dir.path(), &upstream.registry_url());
+    let client = client();
+
+    let (response, _) = start_download(&client, &process).await;
+    process.signal("-KILL");
+    process.wait(Duration::from_secs(5));
+    drop(response);
+
+    let process = Process::start(dir.path(), &upstream.registry_url());
+    let again = client
+        .get(process.tarball_url())
+        .send()
+        .await
+        .expect("tarball after restart");
+    assert_eq!(again.status(), 200);
+    let cache_status = again.headers()["x-cache-status"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body = again.bytes().await.expect("complete body");
+    assert_eq!(
+        cache_status, "MISS",
+        "the interrupted download must not count as cached"
+    );
+    assert!(
+        body == published(BIG_PACKAGE, "1.0.0").tarball,
+        "fresh, correct bytes"
+    );
+    assert_eq!(upstream.requests(&tarball_path(BIG_PACKAGE, "1.0.0")), 2);
+}
