@@ -22,6 +22,21 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     echo "==> installing node and npm"
     apt_install nodejs npm
 fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "==> installing python3"
+    apt_install python3 python3-venv python3-pip
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "==> installing python3-venv"
+    apt_install python3-venv
+fi
+if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
+    echo "==> installing uv"
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    pip_quiet=(--quiet --disable-pip-version-check --root-user-action=ignore)
+    python3 -m pip install "${pip_quiet[@]}" uv \
+        || python3 -m pip install "${pip_quiet[@]}" --break-system-packages uv
+fi
 
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mirror_core::auth::AccessPolicy;
 use mirror_npm::NpmConfig;
+use mirror_pypi::PypiConfig;
 use serde::Deserialize;
 
 /// Everything `registry-mirror` can be told. Every key is optional; the defaults are the
@@ -23,6 +24,7 @@ pub(crate) struct Config {
     /// `text` or `json`.
     pub(crate) log_format: LogFormat,
     pub(crate) npm: NpmConfig,
+    pub(crate) pypi: PypiConfig,
     /// Users, tokens and who may read or write what.
     pub(crate) auth: AccessPolicy,
 }
@@ -44,6 +46,7 @@ impl Default for Config {
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
             npm: NpmConfig::default(),
+            pypi: PypiConfig::default(),
             auth: AccessPolicy::default(),
         }
     }
@@ -95,6 +98,18 @@ impl Config {
         npm
     }
 
+    /// The PyPI configuration with the server-wide public URL applied to its mount.
+    pub(crate) fn pypi(&self) -> PypiConfig {
+        let mut pypi = self.pypi.clone();
+        pypi.mount_path = "/pypi".to_owned();
+        if pypi.public_url.is_none() {
+            pypi.public_url = self
+                .public_url
+                .as_ref()
+                .map(|url| format!("{}/pypi", url.trim_end_matches('/')));
+        }
+        pypi
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +161,36 @@ mod tests {
         .unwrap();
         assert!(!config.auth.anonymous_read);
         assert!(config.auth.may_publish_over_upstream("npm", "@acme/x"));
+    }
+
+    #[test]
+    fn parses_the_pypi_keys() {
+        let config: Config = toml::from_str(
+            r#"
+            public_url = "https://mirror.example.com"
+            [pypi]
+            upstream = "http://127.0.0.1:3141/root/pypi/+simple/"
+            files_upstream = ""
+            index_ttl = "2m"
+            root_ttl = "1d"
+            max_file_bytes = 1000
+            "#,
+        )
+        .unwrap();
+        let pypi = config.pypi();
+        assert_eq!(pypi.upstream, "http://127.0.0.1:3141/root/pypi/+simple/");
+        assert_eq!(pypi.files_upstream, "");
+        assert_eq!(pypi.index_ttl, Duration::from_secs(120));
+        assert_eq!(pypi.root_ttl, Duration::from_secs(86400));
+        assert_eq!(pypi.max_file_bytes, 1000);
+        assert_eq!(
+            pypi.public_url.as_deref(),
+            Some("https://mirror.example.com/pypi")
+        );
+        let defaults = Config::default().pypi();
+        assert_eq!(defaults.upstream, "https://pypi.org/simple/");
+        assert_eq!(defaults.files_upstream, "https://files.pythonhosted.org/");
+        assert_eq!(defaults.index_ttl, Duration::from_secs(600));
     }
 
     #[test]

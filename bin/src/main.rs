@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
-/// A pull-through cache and private registry for npm (OCI, PyPI and Maven to come).
+/// A pull-through cache and private registry for npm and PyPI (OCI and Maven to come).
 #[derive(Debug, Parser)]
 #[command(name = "registry-mirror", version, about)]
 struct Cli {
@@ -43,6 +43,14 @@ enum Command {
     /// Client configuration for npm.
     #[command(disable_help_subcommand = true)]
     Npm {
+        #[command(subcommand)]
+        command: HelpCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Client configuration for pip and uv.
+    #[command(disable_help_subcommand = true)]
+    Pypi {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
@@ -105,6 +113,10 @@ fn main() -> ExitCode {
             command: HelpCommand::Help,
             common,
         } => npm_help(&common),
+        Command::Pypi {
+            command: HelpCommand::Help,
+            common,
+        } => pypi_help(&common),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,4 +219,58 @@ fn npm_help(common: &CommonArgs) -> Result<(), BoxError> {
     writeln!(out, "# or for one command:")?;
     writeln!(out, "#   npm install --registry {base}/npm/")?;
     Ok(())
+}
+
+fn pypi_help(common: &CommonArgs) -> Result<(), BoxError> {
+    let config = common.config()?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let index = format!("{}/pypi/simple/", base.trim_end_matches('/'));
+    let trusted = untrusted_http_host(&index).map_or_else(String::new, |host| {
+        format!("# pip refuses plain http off loopback unless trusted:\ntrusted-host = {host}\n")
+    });
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "# pip: ~/.config/pip/pip.conf, /etc/pip.conf or $VIRTUAL_ENV/pip.conf
+[global]
+index-url = {index}
+{trusted}
+# or for one shell:
+#   export PIP_INDEX_URL={index}
+# or for one command:
+#   pip install --index-url {index} requests
+
+# uv: uv.toml, or as [[tool.uv.index]] in pyproject.toml
+[[index]]
+url = \"{index}\"
+default = true
+
+# or for one shell (UV_INDEX_URL with uv before 0.4.23):
+#   export UV_DEFAULT_INDEX={index}
+# or for one command:
+#   uv pip install --index-url {index} requests
+"
+    )?;
+    Ok(())
+}
+
+/// The `host[:port]` pip must be told to trust: a plain-http index off loopback.
+fn untrusted_http_host(index: &str) -> Option<String> {
+    let url = url::Url::parse(index).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Domain(name) => name == "localhost",
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if url.scheme() != "http" || loopback {
+        return None;
+    }
+    let port = url
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    Some(format!("{}{port}", url.host_str()?))
 }

@@ -12,6 +12,7 @@ use http::{header, StatusCode};
 use mirror_core::auth::Auth;
 use mirror_core::{Cache, FsBlobStore, RedbMetadataStore};
 use mirror_npm::NpmMirror;
+use mirror_pypi::PypiMirror;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -32,6 +33,8 @@ pub(crate) enum StartError {
     Storage(#[from] mirror_core::Error),
     #[error("cannot set up npm")]
     Npm(#[from] mirror_npm::NpmError),
+    #[error("cannot set up pypi")]
+    Pypi(#[from] mirror_pypi::PypiError),
     #[error("cannot listen on {0}")]
     Listen(std::net::SocketAddr, #[source] std::io::Error),
 }
@@ -65,12 +68,14 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .negative_ttl(config.negative_ttl)
         .build();
     let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
+    let pypi = PypiMirror::new(cache.clone(), config.pypi())?;
     let app = App { cache, auth };
 
     let router = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .nest_service("/npm", npm)
+        .nest_service("/pypi", pypi)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(app.clone());
