@@ -80,20 +80,17 @@ pub(crate) fn derive(raw: &[u8], name: &PackageName, upstream: &Url) -> Result<D
     };
 
     let mut tarballs = BTreeMap::new();
-    let mut full_versions = IndexMap::with_capacity(versions.len());
     let mut abbreviated_versions = IndexMap::with_capacity(versions.len());
-    for (version, raw) in versions {
-        let mut doc: Value =
-            serde_json::from_str(raw.get()).map_err(|err| format!("{version}: {err}"))?;
-        if let Some((file, info)) = rewrite_tarball(&mut doc, name, &version, upstream) {
+    let mut full = Vec::with_capacity(raw.len() + raw.len() / 8);
+    let mut rewrite = |doc: &mut Value, version: &str| -> Result<(), String> {
+        if let Some((file, info)) = rewrite_tarball(doc, name, version, upstream) {
             tarballs.insert(file, info);
         }
-        abbreviated_versions.insert(version.clone(), to_raw(&abbreviate_version(&doc))?);
-        full_versions.insert(version, to_raw(&doc)?);
-    }
-
-    let full = write_full(&top, &full_versions)?;
-    drop(full_versions);
+        abbreviated_versions.insert(version.to_owned(), to_raw(&abbreviate_version(doc))?);
+        Ok(())
+    };
+    write_full(&mut full, &top, &versions, &mut rewrite)?;
+    drop(rewrite);
     let abbreviated = write_abbreviated(&top, &abbreviated_versions)?;
     Ok(Derived {
         full,
@@ -183,20 +180,45 @@ enum Field<'a> {
     Versions(&'a IndexMap<String, Box<RawValue>>),
 }
 
+/// Writes the full document version by version, so the rewritten versions are never all
+/// held apart from the output.
 fn write_full(
+    out: &mut Vec<u8>,
     top: &IndexMap<String, &RawValue>,
-    versions: &IndexMap<String, Box<RawValue>>,
-) -> Result<Vec<u8>, String> {
-    let mut out: IndexMap<&str, Field<'_>> = IndexMap::with_capacity(top.len());
-    for (key, value) in top {
-        let field = if key == "versions" {
-            Field::Versions(versions)
-        } else {
-            Field::Raw(value)
-        };
-        out.insert(key, field);
+    versions: &IndexMap<String, &RawValue>,
+    rewrite: &mut dyn FnMut(&mut Value, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    out.push(b'{');
+    for (i, (key, value)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, key.as_str())?;
+        out.push(b':');
+        if key != "versions" {
+            out.extend_from_slice(value.get().as_bytes());
+            continue;
+        }
+        out.push(b'{');
+        for (j, (version, raw)) in versions.iter().enumerate() {
+            let mut doc: Value =
+                serde_json::from_str(raw.get()).map_err(|err| format!("{version}: {err}"))?;
+            rewrite(&mut doc, version)?;
+            if j > 0 {
+                out.push(b',');
+            }
+            write_json(out, version.as_str())?;
+            out.push(b':');
+            write_json(out, &doc)?;
+        }
+        out.push(b'}');
     }
-    serde_json::to_vec(&out).map_err(|err| err.to_string())
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    serde_json::to_writer(out, value).map_err(|err| err.to_string())
 }
 
 fn write_abbreviated(
@@ -225,6 +247,8 @@ fn modified_of(top: &IndexMap<String, &RawValue>) -> Option<Box<RawValue>> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn upstream() -> Url {
@@ -297,6 +321,36 @@ mod tests {
         assert_eq!(v1.target, "http://up.test/@a/b/-/b-1.0.0.tgz");
         assert_eq!(v1.integrity.as_deref(), Some("sha512-AAAA"));
         assert_eq!(tarballs["b-2.0.0.tgz"].target, "@a%2fb/-/b-2.0.0.tgz");
+    }
+
+    #[test]
+    fn thousands_of_versions_keep_order_and_content() {
+        let mut versions = serde_json::Map::new();
+        for i in 0..3000 {
+            let v = format!("1.{}.{}", i / 100, i % 100);
+            let dist =
+                json!({"tarball": format!("http://up.test/big/-/big-{v}.tgz"), "shasum": "ab"});
+            versions.insert(
+                v.clone(),
+                json!({"name": "big", "version": v, "dist": dist, "x": i}),
+            );
+        }
+        let doc = json!({"name": "big", "versions": versions, "after": true});
+        let raw = serde_json::to_vec(&doc).unwrap();
+        let derived = derive(&raw, &PackageName::parse("big").unwrap(), &upstream()).unwrap();
+
+        assert_eq!(derived.tarballs.len(), 3000);
+        let full: Value = serde_json::from_slice(&derived.full).unwrap();
+        let keys: Vec<&String> = full["versions"].as_object().unwrap().keys().collect();
+        let expected: Vec<&String> = versions.keys().collect();
+        assert_eq!(keys, expected, "version order is kept");
+        assert_eq!(full["versions"]["1.29.99"]["x"], 2999);
+        assert_eq!(full["after"], true);
+        let mut restored = full.clone();
+        for (v, manifest) in restored["versions"].as_object_mut().unwrap() {
+            manifest["dist"]["tarball"] = json!(format!("http://up.test/big/-/big-{v}.tgz"));
+        }
+        assert_eq!(restored, doc, "nothing but tarball URLs changes");
     }
 
     #[test]

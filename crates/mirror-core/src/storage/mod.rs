@@ -134,8 +134,13 @@ pub async fn put_bytes(
 pub async fn read_to_bytes(store: &dyn BlobStore, digest: &Digest) -> Result<Bytes> {
     use futures_util::TryStreamExt;
     let read = store.read(digest, None).await?;
-    let chunks: Vec<Bytes> = read.stream.try_collect().await?;
-    Ok(chunks.concat().into())
+    let capacity = usize::try_from(read.size).unwrap_or(0);
+    let buf = bytes::BytesMut::with_capacity(capacity);
+    let buf = read.stream.try_fold(buf, |mut buf, chunk| async move {
+        buf.extend_from_slice(&chunk);
+        Ok(buf)
+    });
+    Ok(buf.await?.freeze())
 }
 
 /// A stored record and the version a compare-and-swap must name to replace it.
