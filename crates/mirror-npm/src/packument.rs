@@ -90,7 +90,6 @@ pub(crate) fn derive(raw: &[u8], name: &PackageName, upstream: &Url) -> Result<D
         Ok(())
     };
     write_full(&mut full, &top, &versions, &mut rewrite)?;
-    drop(rewrite);
     let abbreviated = write_abbreviated(&top, &abbreviated_versions)?;
     Ok(Derived {
         full,
