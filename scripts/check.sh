@@ -17,7 +17,12 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Real clients the integration tests run against the binary.
+# Real clients the integration tests run against the binary; `script` gives npm login the
+# terminal it insists on.
+if ! command -v script >/dev/null 2>&1; then
+    echo "==> installing bsdutils (script)"
+    apt_install bsdutils
+fi
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     echo "==> installing node and npm"
     apt_install nodejs npm

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hyper::body::Bytes;
 use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 /// The `Accept` header npm sends for packuments: the abbreviated form, else the full one.
@@ -26,6 +26,7 @@ pub(crate) fn client() -> reqwest::Client {
 /// A response read to its end, or to the error that ended its body.
 #[derive(Debug)]
 pub(crate) struct Fetched {
+    pub(crate) method: Method,
     pub(crate) url: String,
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
@@ -34,16 +35,32 @@ pub(crate) struct Fetched {
 
 /// GETs `url` with extra `headers`; panics only if no response arrives at all.
 pub(crate) async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Fetched {
-    let mut request = client.get(url);
+    send(client, Method::GET, url, headers, None).await
+}
+
+/// Sends a request with extra `headers` and an optional body; panics only if no response
+/// arrives at all.
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Fetched {
+    let mut request = client.request(method.clone(), url);
     for (name, value) in headers {
         request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
     }
     let response = request
         .send()
         .await
-        .unwrap_or_else(|error| panic!("GET {url}: no response: {error:?}"));
+        .unwrap_or_else(|error| panic!("{method} {url}: no response: {error:?}"));
 
     Fetched {
+        method,
         url: url.to_owned(),
         status: response.status(),
         headers: response.headers().clone(),
@@ -67,7 +84,8 @@ impl Fetched {
     pub(crate) fn assert_reports_cache_status(&self) {
         assert!(
             CACHE_STATUSES.contains(&self.cache_status()),
-            "GET {}: x-cache-status is {:?}, expected one of {CACHE_STATUSES:?}; response: {}",
+            "{} {}: x-cache-status is {:?}, expected one of {CACHE_STATUSES:?}; response: {}",
+            self.method,
             self.url,
             self.headers.get("x-cache-status"),
             self.describe_body(),
@@ -84,13 +102,17 @@ impl Fetched {
         assert_eq!(
             self.status,
             StatusCode::OK,
-            "GET {}: {}",
+            "{} {}: {}",
+            self.method,
             self.url,
             self.describe_body()
         );
         match &self.body {
             Ok(body) => body,
-            Err(error) => panic!("GET {}: 200, then the body failed: {error:?}", self.url),
+            Err(error) => panic!(
+                "{} {}: 200, then the body failed: {error:?}",
+                self.method, self.url
+            ),
         }
     }
 
@@ -104,13 +126,14 @@ impl Fetched {
     pub(crate) fn json(&self) -> Value {
         let body = self.body.as_ref().unwrap_or_else(|error| {
             panic!(
-                "GET {}: {}, then the body failed: {error:?}",
-                self.url, self.status
+                "{} {}: {}, then the body failed: {error:?}",
+                self.method, self.url, self.status
             )
         });
         serde_json::from_slice(body).unwrap_or_else(|error| {
             panic!(
-                "GET {}: body is not JSON ({error}): {}",
+                "{} {}: body is not JSON ({error}): {}",
+                self.method,
                 self.url,
                 self.describe_body()
             )

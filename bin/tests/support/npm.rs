@@ -6,18 +6,20 @@
 //! So npm gets its own user and global config files, cache and `HOME`, and every inherited
 //! `npm_config_*` variable is removed.
 
-use std::fmt;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use super::isolate_from_proxies;
+use super::process::ProcessRun;
+use super::{isolate_from_proxies, terminal};
 
 const NPM_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `npm login` talks to the registry twice at most; a minute means it is stuck at a prompt.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A project directory and an npm configuration pointing at one registry.
 #[derive(Debug)]
@@ -71,7 +73,7 @@ impl Npm {
     }
 
     /// Runs `npm install [packages...]` in the project.
-    pub(crate) async fn install(&self, packages: &[&str]) -> NpmRun {
+    pub(crate) async fn install(&self, packages: &[&str]) -> ProcessRun {
         self.run(&[&["install"], packages].concat()).await
     }
 
@@ -92,29 +94,18 @@ impl Npm {
         self.cache = self.root.path().join(format!("cache-{}", self.caches_used));
     }
 
-    async fn run(&self, args: &[&str]) -> NpmRun {
+    /// Runs `npm <args>` in the project with this configuration.
+    pub(crate) async fn run(&self, args: &[&str]) -> ProcessRun {
         let command_line = format!("npm {}", args.join(" "));
-        let mut command = tokio::process::Command::from(self.command(args));
-        command.kill_on_drop(true);
+        ProcessRun::of(command_line, self.command(args), None, NPM_TIMEOUT).await
+    }
 
-        let output = match tokio::time::timeout(NPM_TIMEOUT, command.output()).await {
-            Err(_) => panic!("`{command_line}` did not finish in {NPM_TIMEOUT:?}"),
-            Ok(Err(error)) if error.kind() == ErrorKind::NotFound => {
-                panic!("`npm` is not on PATH: these tests drive the real npm client, install it")
-            }
-            Ok(output) => output.unwrap_or_else(|error| panic!("run `{command_line}`: {error}")),
-        };
-
-        NpmRun {
-            command_line,
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+    fn userconfig_path(&self) -> PathBuf {
+        self.root.path().join("npmrc")
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let userconfig = self.root.path().join("npmrc");
+        let userconfig = self.userconfig_path();
         let mut command = Command::new("npm");
         command
             .args(args)
@@ -149,6 +140,73 @@ impl Npm {
     }
 }
 
+#[allow(
+    dead_code,
+    reason = "helpers for the publishing tests; npm_install.rs only installs"
+)]
+impl Npm {
+    /// `npm login --auth-type=legacy`, typing `user` and `password` at its prompts.
+    pub(crate) async fn login(&self, user: &str, password: &str) -> ProcessRun {
+        let args = ["login", "--auth-type=legacy"];
+        let command_line = format!("npm {}", args.join(" "));
+        let answers = [("Username:", user), ("Password:", password)];
+        terminal::run_answering(command_line, &self.command(&args), &answers, LOGIN_TIMEOUT).await
+    }
+
+    /// The key npm files this registry's credentials under: its URL without the scheme,
+    /// such as `//127.0.0.1:PORT/npm/`.
+    pub(crate) fn credentials_key(&self) -> String {
+        let without_scheme = self.registry.split_once(':').map(|(_, rest)| rest);
+        without_scheme.unwrap_or(&self.registry).to_owned()
+    }
+
+    /// Makes `token` this configuration's credential for its registry, as `npm login` would.
+    pub(crate) fn use_token(&self, token: &str) {
+        let key = format!("{}:_authToken=", self.credentials_key());
+        let kept: Vec<String> = self
+            .userconfig()
+            .lines()
+            .filter(|line| !line.starts_with(&key))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let npmrc = format!("{}{key}{token}\n", kept.concat());
+        std::fs::write(self.userconfig_path(), npmrc).expect("write npmrc");
+    }
+
+    /// The user configuration file, where `npm login` saves its token.
+    pub(crate) fn userconfig(&self) -> String {
+        std::fs::read_to_string(self.userconfig_path()).expect("read npmrc")
+    }
+
+    /// Writes a package directory for `name@version` whose `index.js` is `index` (replacing
+    /// any earlier one for the same name and version), and returns its path.
+    pub(crate) fn write_package(&self, name: &str, version: &str, index: &str) -> PathBuf {
+        let dir = self
+            .root
+            .path()
+            .join("packages")
+            .join(format!("{}-{version}", name.replace('/', "+")));
+        std::fs::create_dir_all(&dir).expect("create a package directory");
+        let manifest = json!({
+            "name": name,
+            "version": version,
+            "description": format!("private package {name}"),
+            "main": "index.js",
+            "license": "MIT",
+        });
+        let manifest = serde_json::to_string_pretty(&manifest).expect("serialise package.json");
+        std::fs::write(dir.join("package.json"), manifest).expect("write package.json");
+        std::fs::write(dir.join("index.js"), index).expect("write index.js");
+        dir
+    }
+
+    /// `npm publish <dir> [args...]`.
+    pub(crate) async fn publish(&self, dir: &Path, args: &[&str]) -> ProcessRun {
+        let dir = dir.to_str().expect("temporary paths are UTF-8");
+        self.run(&[&["publish", dir], args].concat()).await
+    }
+}
+
 /// Retries stay on (a mirror should survive them) but back off in milliseconds, not the
 /// default tens of seconds, so that a failing install fails quickly.
 fn npmrc(registry: &str) -> String {
@@ -158,43 +216,4 @@ fn npmrc(registry: &str) -> String {
          fetch-retry-mintimeout=100\n\
          fetch-retry-maxtimeout=1000\n"
     )
-}
-
-/// What one npm command did.
-pub(crate) struct NpmRun {
-    command_line: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl NpmRun {
-    pub(crate) fn assert_success(&self) {
-        assert!(self.status.success(), "expected success from {self}");
-    }
-
-    pub(crate) fn assert_failure(&self) {
-        assert!(!self.status.success(), "expected a failure from {self}");
-    }
-
-    /// Whether stdout or stderr mentions `text`.
-    pub(crate) fn mentions(&self, text: &str) -> bool {
-        self.stdout.contains(text) || self.stderr.contains(text)
-    }
-}
-
-impl fmt::Display for NpmRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command_line, self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-impl fmt::Debug for NpmRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
 }

@@ -126,16 +126,19 @@ impl NpmMirror {
     {
         let (parts, body) = request.into_parts();
         let result = self.inner.dispatch(&parts, body).await;
-        result.unwrap_or_else(|err| {
-            let mut response = err.into_response();
-            // Nothing cached answered this request, so it counts as a miss.
-            set(
-                response.headers_mut(),
-                CACHE_STATUS_HEADER,
-                CacheStatus::Miss.as_str(),
-            );
-            response
-        })
+        let mut response = result.unwrap_or_else(NpmError::into_response);
+        if !response.headers().contains_key(CACHE_STATUS_HEADER) {
+            // Answers that involve no upstream (hosted data, logins) come from local state,
+            // a hit; errors were answered by nothing cached, a miss.
+            let read = parts.method == Method::GET || parts.method == Method::HEAD;
+            let status = if read && response.status().is_success() {
+                CacheStatus::Hit
+            } else {
+                CacheStatus::Miss
+            };
+            set(response.headers_mut(), CACHE_STATUS_HEADER, status.as_str());
+        }
+        response
     }
 }
 
