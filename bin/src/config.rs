@@ -23,6 +23,11 @@ pub(crate) struct Config {
     pub(crate) negative_ttl: Duration,
     /// `text` or `json`.
     pub(crate) log_format: LogFormat,
+    /// Time a client has to send its request headers (slow clients are cut off).
+    #[serde(with = "humantime_serde")]
+    pub(crate) header_read_timeout: Duration,
+    /// Client connections served at once.
+    pub(crate) max_connections: usize,
     pub(crate) npm: NpmConfig,
     pub(crate) pypi: PypiConfig,
     /// Users, tokens and who may read or write what.
@@ -45,6 +50,8 @@ impl Default for Config {
             public_url: None,
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             npm: NpmConfig::default(),
             pypi: PypiConfig::default(),
             auth: AccessPolicy::default(),

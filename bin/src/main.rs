@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod listener;
 mod server;
 
 use std::io::{IsTerminal, Write};
@@ -159,9 +160,12 @@ async fn run(config: Config) -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     announce(addr)?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = listener::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections.max(1),
+        ..listener::Limits::default()
+    };
+    listener::serve(listener, router, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

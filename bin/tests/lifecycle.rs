@@ -29,9 +29,14 @@ struct Process {
 
 impl Process {
     fn start(data_dir: &Path, upstream: &str) -> Self {
+        Self::start_with(data_dir, upstream, "")
+    }
+
+    /// Starts with `top_level` TOML lines placed before the `[npm]` table.
+    fn start_with(data_dir: &Path, upstream: &str, top_level: &str) -> Self {
         let config = data_dir.join("config.toml");
-        std::fs::write(&config, format!("[npm]\nupstream = \"{upstream}\"\n"))
-            .expect("write config");
+        let text = format!("{top_level}[npm]\nupstream = \"{upstream}\"\n");
+        std::fs::write(&config, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_registry-mirror"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
@@ -177,4 +182,47 @@ async fn sigkill_mid_download_leaves_nothing_half_stored() {
         "fresh, correct bytes"
     );
     assert_eq!(upstream.requests(&tarball_path(BIG_PACKAGE, "1.0.0")), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let upstream = FixtureRegistry::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let process = Process::start_with(
+        dir.path(),
+        &upstream.registry_url(),
+        "header_read_timeout = \"1s\"\n",
+    );
+    let addr = process.url.trim_start_matches("http://").to_owned();
+
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial headers");
+    let started = Instant::now();
+    let health = client()
+        .get(format!("{}/healthz", process.url))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(
+        health.status(),
+        200,
+        "others are served while one client trickles"
+    );
+
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the trickling connection must be closed by the server"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after about the timeout"
+    );
 }
