@@ -42,6 +42,13 @@ if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1;
     python3 -m pip install "${pip_quiet[@]}" uv \
         || python3 -m pip install "${pip_quiet[@]}" --break-system-packages uv
 fi
+if ! python3 -m twine --version >/dev/null 2>&1; then
+    echo "==> installing twine"
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    pip_quiet=(--quiet --disable-pip-version-check --root-user-action=ignore)
+    python3 -m pip install "${pip_quiet[@]}" twine \
+        || python3 -m pip install "${pip_quiet[@]}" --break-system-packages twine
+fi
 
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

@@ -115,6 +115,9 @@ impl Config {
                 .as_ref()
                 .map(|url| format!("{}/pypi", url.trim_end_matches('/')));
         }
+        if pypi.spool_dir.is_none() {
+            pypi.spool_dir = Some(self.data_dir.join("spool"));
+        }
         pypi
     }
 }

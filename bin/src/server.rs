@@ -68,7 +68,7 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .negative_ttl(config.negative_ttl)
         .build();
     let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
-    let pypi = PypiMirror::new(cache.clone(), config.pypi())?;
+    let pypi = PypiMirror::new(cache.clone(), config.pypi())?.with_auth(auth.clone());
     let app = App { cache, auth };
 
     let router = Router::new()

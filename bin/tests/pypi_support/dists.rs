@@ -135,7 +135,8 @@ fn core_metadata(
     text
 }
 
-fn wheel(
+/// A pure-Python wheel of `project` whose module says its version, with the given metadata.
+pub(crate) fn wheel(
     project: &'static str,
     version: &'static str,
     requires_python: Option<&'static str>,
@@ -183,7 +184,7 @@ fn record_line(name: &str, data: &str) -> String {
 }
 
 /// A source distribution built by [`BACKEND`], a PEP 517 backend inside the sdist.
-fn sdist(project: &'static str, version: &'static str) -> Dist {
+pub(crate) fn sdist(project: &'static str, version: &'static str) -> Dist {
     let module = underscored(project);
     let root = format!("{module}-{version}");
     let pyproject = "[build-system]\nrequires = []\nbuild-backend = \"fixture_backend\"\n\

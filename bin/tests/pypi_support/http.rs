@@ -18,20 +18,41 @@ pub(crate) struct Fetched {
 /// GETs `url` with extra `headers`, not following redirects; panics only if no response
 /// arrives at all.
 pub(crate) async fn get(url: &str, headers: &[(&str, &str)]) -> Fetched {
+    send(reqwest::Method::GET, url, headers, None).await
+}
+
+/// POSTs `body` to `url` with extra `headers`, like [`get`] otherwise.
+#[allow(
+    dead_code,
+    reason = "for the upload tests; pypi_install.rs posts nothing"
+)]
+pub(crate) async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Fetched {
+    send(reqwest::Method::POST, url, headers, Some(body)).await
+}
+
+async fn send(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Fetched {
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
         .build()
         .expect("build an HTTP client");
-    let mut request = client.get(url);
+    let mut request = client.request(method.clone(), url);
     for (name, value) in headers {
         request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
     }
     let response = request
         .send()
         .await
-        .unwrap_or_else(|error| panic!("GET {url}: no response: {error:?}"));
+        .unwrap_or_else(|error| panic!("{method} {url}: no response: {error:?}"));
     Fetched {
         url: url.to_owned(),
         status: response.status(),

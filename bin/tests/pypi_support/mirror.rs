@@ -14,6 +14,7 @@ use super::isolate_from_proxies;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running mirror with a fresh data directory; killed when dropped. If the test is
 /// failing by then, the end of the mirror's stderr is printed with the test's output.
@@ -22,17 +23,24 @@ pub(crate) struct PypiMirror {
     url: String,
     child: Child,
     stderr_log: PathBuf,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl PypiMirror {
     /// Starts the binary mirroring `simple_url`, with files allowed from `files_url` too,
     /// and waits until it listens.
     pub(crate) async fn start(simple_url: &str, files_url: &str) -> Self {
+        Self::start_with_config(simple_url, files_url, "").await
+    }
+
+    /// Like [`start`](Self::start), with `extra` appended to the configuration file (such
+    /// as `[[auth.rules]]` tables).
+    pub(crate) async fn start_with_config(simple_url: &str, files_url: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("create the mirror's temporary directory");
         let stderr_log = dir.path().join("mirror.stderr.log");
-        let config =
-            format!("[pypi]\nupstream = \"{simple_url}\"\nfiles_upstream = \"{files_url}\"\n");
+        let config = format!(
+            "[pypi]\nupstream = \"{simple_url}\"\nfiles_upstream = \"{files_url}\"\n{extra}"
+        );
         let mut child = command(dir.path(), &config, &stderr_log)
             .spawn()
             .expect("spawn the registry-mirror binary");
@@ -41,7 +49,7 @@ impl PypiMirror {
             url: String::new(),
             child,
             stderr_log,
-            _dir: dir,
+            dir,
         };
         mirror.url = match tokio::time::timeout(STARTUP_TIMEOUT, listening).await {
             Ok(Ok(url)) => url.trim_end_matches('/').to_owned(),
@@ -61,6 +69,40 @@ impl PypiMirror {
     /// The index URL pip and uv are given: `http://127.0.0.1:PORT/pypi/simple/`.
     pub(crate) fn index_url(&self) -> String {
         format!("{}/pypi/simple/", self.url)
+    }
+
+    /// Runs `registry-mirror ARGS --data-dir <this mirror's>` beside the running server,
+    /// as an administrator would, and returns what it printed; panics if it fails.
+    #[allow(
+        dead_code,
+        reason = "for the upload tests; pypi_install.rs needs no users"
+    )]
+    pub(crate) async fn cli(&self, args: &[&str]) -> String {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_registry-mirror"));
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_MIRROR_") {
+                command.env_remove(key);
+            }
+        }
+        let line = format!("registry-mirror {}", args.join(" "));
+        let output = tokio::time::timeout(CLI_TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("`{line}` did not finish in {CLI_TIMEOUT:?}"))
+            .unwrap_or_else(|error| panic!("run `{line}`: {error}"));
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            output.status.success(),
+            "`{line}` failed ({}): {stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
     }
 
     fn print_log_tail(&self) {

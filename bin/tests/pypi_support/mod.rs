@@ -1,12 +1,13 @@
 //! What the PyPI end-to-end tests drive: a fixture index on loopback standing in for the
 //! public one (an index host and a file host), distributions built in memory, the
-//! `registry-mirror` binary as a child process, and real pip and uv in fresh virtualenvs.
+//! `registry-mirror` binary as a child process (and its CLI), and real pip and uv in fresh
+//! virtualenvs, and twine.
 
 pub(crate) mod dists;
 pub(crate) mod http;
 mod index;
 mod mirror;
-mod python;
+pub(crate) mod python;
 
 pub(crate) use index::{FixtureIndex, Mode};
 pub(crate) use mirror::PypiMirror;

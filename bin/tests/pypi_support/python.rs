@@ -134,6 +134,35 @@ impl Venv {
     }
 }
 
+/// `twine upload --repository-url URL -u USER -p PASSWORD --non-interactive FILES` with the
+/// twine of the Python that runs the tests (scripts/check.sh installs it), from an empty home:
+/// no `.pypirc`, no keyring entry and no `TWINE_*` setting can supply another credential.
+#[allow(
+    dead_code,
+    reason = "for the upload tests; pypi_install.rs uploads nothing"
+)]
+pub(crate) async fn twine_upload(
+    repository_url: &str,
+    credentials: (&str, &str),
+    files: &[PathBuf],
+) -> Run {
+    let root = tempfile::tempdir().expect("create a temporary home for twine");
+    std::fs::create_dir(root.path().join("home")).expect("create twine's home");
+    let (user, password) = credentials;
+    let mut command = isolated(Command::new("python3"), root.path());
+    command
+        .args(["-m", "twine", "upload", "--repository-url", repository_url])
+        .args(["-u", user, "-p", password])
+        .args(["--non-interactive", "--disable-progress-bar"])
+        .args(files);
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    run(command, &format!("twine upload {}", names.join(" "))).await
+}
+
 /// `uv` from PATH, else the one `pip install uv` put in the Python that runs the tests.
 fn uv() -> Command {
     let on_path = std::process::Command::new("uv")
@@ -153,7 +182,7 @@ fn uv() -> Command {
 fn isolated(mut command: Command, root: &Path) -> Command {
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy().to_ascii_uppercase();
-        let python_setting = ["PIP_", "UV_", "PYTHON"]
+        let python_setting = ["PIP_", "UV_", "PYTHON", "TWINE_"]
             .iter()
             .any(|p| key_text.starts_with(p));
         if python_setting || key_text == "VIRTUAL_ENV" {
@@ -177,7 +206,7 @@ async fn run(mut command: Command, description: &str) -> Run {
         Err(_) => panic!("`{description}` did not finish in {INSTALL_TIMEOUT:?}"),
         Ok(Err(error)) if error.kind() == ErrorKind::NotFound => panic!(
             "`{description}`: program not found; these tests drive real python3 (with venv), \
-             pip and uv: run ./scripts/check.sh, which installs them"
+             pip, uv and twine: run ./scripts/check.sh, which installs them"
         ),
         Ok(output) => output.unwrap_or_else(|error| panic!("run `{description}`: {error}")),
     };

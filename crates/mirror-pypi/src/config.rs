@@ -1,5 +1,6 @@
 //! Configuration of the PyPI mirror.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -36,6 +37,11 @@ pub struct PypiConfig {
     pub max_page_bytes: u64,
     /// Largest distribution file (wheel, sdist) accepted from upstream.
     pub max_file_bytes: u64,
+    /// Largest upload request accepted (the file with its form), answered with a 413 beyond.
+    pub max_upload_bytes: u64,
+    /// Where an upload's file waits while it is checked, before it goes to the blob store;
+    /// the system's temporary directory when unset.
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl Default for PypiConfig {
@@ -49,6 +55,8 @@ impl Default for PypiConfig {
             mount_path: "/pypi".to_owned(),
             max_page_bytes: 256 << 20,
             max_file_bytes: 4 << 30,
+            max_upload_bytes: 512 << 20,
+            spool_dir: None,
         }
     }
 }

@@ -28,6 +28,28 @@ pub enum PypiError {
          application/vnd.pypi.simple.v1+html or text/html"
     )]
     NotAcceptable,
+    /// A credential is needed, or the one given is wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An upload is malformed, or its form and file disagree.
+    #[error("{0}")]
+    InvalidUpload(String),
+    /// An upload names a file that is already there; written as PyPI writes it, which is
+    /// what `twine upload --skip-existing` looks for.
+    #[error("File already exists: {0}")]
+    FileExists(String),
+    /// The request body exceeds the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(u64),
+    /// Upstream could not be asked whether a name exists there, so uploading it is refused.
+    #[error("cannot check whether the project exists on the upstream index")]
+    UpstreamCheck(#[source] mirror_core::Error),
+    /// A hosted project kept changing under a write.
+    #[error("{0} is being changed by someone else; retry")]
+    Contended(String),
     /// Upstream sent something that is not a simple-API page.
     #[error("upstream sent a malformed index page: {0}")]
     MalformedPage(String),
@@ -46,6 +68,12 @@ impl PypiError {
             PypiError::UnknownPath | PypiError::NotFound => StatusCode::NOT_FOUND,
             PypiError::InvalidProjectName | PypiError::InvalidFileName => StatusCode::BAD_REQUEST,
             PypiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PypiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            PypiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            PypiError::InvalidUpload(_) | PypiError::FileExists(_) => StatusCode::BAD_REQUEST,
+            PypiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            PypiError::UpstreamCheck(_) => StatusCode::BAD_GATEWAY,
+            PypiError::Contended(_) => StatusCode::CONFLICT,
             PypiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             PypiError::MalformedPage(_) => StatusCode::BAD_GATEWAY,
             PypiError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +91,9 @@ impl PypiError {
     }
 
     /// The response pip expects: the status and a line of plain text it can show the user.
+    ///
+    /// A client error also carries its message as the HTTP/1 reason phrase, as PyPI does:
+    /// twine shows the reason phrase, not the body, unless run with `--verbose`.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         if status.is_server_error() {
@@ -84,6 +115,31 @@ impl PypiError {
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = HeaderValue::from_static("Basic realm=\"registry-mirror\"");
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if status.is_client_error() && !message.eq_ignore_ascii_case(reason) {
+            if let Some(phrase) = reason_phrase(&message) {
+                response.extensions_mut().insert(phrase);
+            }
+        }
         response
     }
+}
+
+/// Longest reason phrase sent; the body has the whole message.
+const MAX_REASON_LEN: usize = 200;
+
+/// A message as a reason phrase: one line of printable ASCII.
+fn reason_phrase(message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    let mut phrase: String = message
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .collect();
+    if phrase.len() > MAX_REASON_LEN {
+        phrase.truncate(MAX_REASON_LEN);
+        phrase.push_str("...");
+    }
+    hyper::ext::ReasonPhrase::try_from(phrase.trim().to_owned()).ok()
 }

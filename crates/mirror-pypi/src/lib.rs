@@ -16,6 +16,14 @@
 //!   asks for a file the cached page does not list;
 //! - `/simple/` lists every project, revalidated after [`PypiConfig::root_ttl`].
 //!
+//! With [`PypiMirror::with_auth`] it is also a private index: `twine upload` posts to the
+//! mount point (the legacy upload API) with a password or an API token; the form is
+//! streamed to a spool, checked in full (digests, file name against name and version, a
+//! wheel's `METADATA`, which becomes its PEP 658 file) and only then stored. A project
+//! uploaded here is served from the private store only, never merged with the upstream
+//! project of the same name, and a name the upstream has cannot be uploaded unless an
+//! access rule allows it (dependency confusion).
+//!
 //! Upstream pages are read (HTML or JSON, whichever upstream answers) into one model and
 //! re-rendered, never passed through: a file is only listed if its URL is on the index's
 //! origin or on [`PypiConfig::files_upstream`]'s, so the mirror never dials a host that
@@ -26,22 +34,26 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
+//! use mirror_core::auth::{AccessPolicy, Auth};
 //! use mirror_core::{Cache, MemoryBlobStore, MemoryMetadataStore};
 //! use mirror_pypi::{PypiConfig, PypiMirror};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), Arc::new(MemoryMetadataStore::new()))
-//!     .build();
-//! let pypi = PypiMirror::new(cache, PypiConfig::default())?;
+//! let metadata = Arc::new(MemoryMetadataStore::new());
+//! let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), metadata.clone()).build();
+//! let auth = Auth::new(metadata, AccessPolicy::default());
+//! let pypi = PypiMirror::new(cache, PypiConfig::default())?.with_auth(auth);
 //! let app = axum::Router::new().nest_service("/pypi", pypi);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
 //! // pip install --index-url http://127.0.0.1:8080/pypi/simple/ requests
+//! // twine upload --repository-url http://127.0.0.1:8080/pypi/ -u __token__ -p rmt_... dist/*
 //! # Ok(()) }
 //! ```
 
 mod config;
 mod error;
+mod hosted;
 mod model;
 mod name;
 mod negotiate;
@@ -50,6 +62,8 @@ mod render;
 mod route;
 mod service;
 mod splice;
+mod upload;
+mod version;
 
 pub use crate::config::PypiConfig;
 pub use crate::error::PypiError;

@@ -4,8 +4,7 @@
 //! (or a [`RootIndex`]), and every page the mirror serves is rendered from that model. So
 //! what a client sees does not depend on what upstream spoke, and anything a page could
 //! smuggle (markup, scripts, links to other hosts) is dropped on the way in rather than
-//! escaped on the way out. Pages of hosted projects can later be rendered from the same
-//! model.
+//! escaped on the way out. Pages of hosted projects are rendered from the same model.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +31,7 @@ pub(crate) struct DistFile {
     /// A plain file name, checked by [`crate::name::is_valid_file_name`].
     pub(crate) filename: String,
     /// Where upstream keeps it: an absolute http(s) URL without fragment, on an origin the
-    /// mirror may dial.
+    /// mirror may dial; empty for a hosted file, which is in the blob store.
     pub(crate) url: String,
     pub(crate) hashes: Hashes,
     /// `Requires-Python` as upstream wrote it (PEP 345 specifiers).

@@ -7,8 +7,8 @@
 //! - `/files/<project>/<file>`: a distribution file;
 //! - `/files/<project>/<file>.metadata`: its core metadata (PEP 658).
 //!
-//! The mount point itself is kept free for the legacy upload API (`POST /`, as twine
-//! uses it), which hosted projects will add; today it redirects readers to `/simple/`.
+//! The mount point itself takes the legacy upload API (`POST /`, where twine sends it, or
+//! `POST /legacy/`, PyPI's own spelling); a `GET` there redirects readers to `/simple/`.
 //!
 //! Each segment is percent-decoded on its own, so an encoded `/` can never make a file
 //! name span two segments, and every name is validated before anything else sees it.
@@ -34,6 +34,11 @@ pub(crate) enum Route {
     Metadata(ProjectName, String),
     /// A spelling of one of the above that clients should repeat at this canonical path.
     Redirect(String),
+}
+
+/// True for the paths an upload is posted to: the mount point and `/legacy/`.
+pub(crate) fn is_upload_path(path: &str) -> bool {
+    matches!(path, "" | "/" | "/legacy" | "/legacy/")
 }
 
 /// Parses a request path.
@@ -152,5 +157,15 @@ mod tests {
         refused("/files/p/%ff.whl", 404);
         refused("/simple/a/b/", 404);
         refused("/other", 404);
+    }
+
+    #[test]
+    fn uploads_go_to_the_mount_point_or_legacy() {
+        for path in ["", "/", "/legacy", "/legacy/"] {
+            assert!(is_upload_path(path), "{path}");
+        }
+        for path in ["/simple/", "/legacy/x", "//", "/files/p/x.whl"] {
+            assert!(!is_upload_path(path), "{path}");
+        }
     }
 }

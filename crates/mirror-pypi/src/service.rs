@@ -1,5 +1,6 @@
 //! The PyPI simple API as a tower `Service`.
 
+mod hosted;
 mod respond;
 
 use std::convert::Infallible;
@@ -8,11 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
+use mirror_core::auth::{Auth, Identity};
 use mirror_core::http_util::{base_url, wants_revalidation};
 use mirror_core::{
-    put_bytes, read_to_bytes, Body, Cache, CacheEntry, CacheStatus, Digest, Expected, FetchSpec,
-    HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
+    put_bytes, read_to_bytes, Body, BoxError, Cache, CacheEntry, CacheStatus, Digest, Expected,
+    FetchSpec, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -26,7 +29,7 @@ use crate::name::ProjectName;
 use crate::negotiate::{negotiate, Format};
 use crate::parse::{self, AllowedOrigins, PageSource};
 use crate::render;
-use crate::route::{route, Route};
+use crate::route::{is_upload_path, route, Route};
 use crate::splice::count_sentinels;
 
 /// What the mirror asks upstream for: JSON, which carries every field, else HTML.
@@ -40,10 +43,12 @@ const DERIVE_VERSION: u32 = 1;
 type Result<T, E = PypiError> = std::result::Result<T, E>;
 
 /// A PyPI mirror: serves the simple API (PEP 503 HTML and PEP 691 JSON) and distribution
-/// files, fetching them from upstream on a miss through the shared [`Cache`].
+/// files, fetching them from upstream on a miss through the shared [`Cache`]; with
+/// [`with_auth`](PypiMirror::with_auth), also a private index that twine uploads to.
 ///
 /// The service sees paths relative to where it is mounted (as axum's `nest_service` gives
-/// them): `/simple/`, `/simple/requests/`, `/files/requests/<file>`.
+/// them): `/simple/`, `/simple/requests/`, `/files/requests/<file>`, and `POST /` (or
+/// `POST /legacy/`) for uploads.
 #[derive(Debug, Clone)]
 pub struct PypiMirror {
     inner: Arc<Inner>,
@@ -59,6 +64,7 @@ struct Inner {
     origins: AllowedOrigins,
     config: PypiConfig,
     transforms: Semaphore,
+    auth: Option<Auth>,
 }
 
 /// The pages derived from one stored upstream page.
@@ -129,17 +135,39 @@ impl PypiMirror {
                 origins,
                 config,
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+                auth: None,
             }),
         })
     }
 
+    /// Enables private projects: uploads with a user's password or an API token, and the
+    /// access rules of `auth` (ecosystem `pypi`, normalized project names) on every read and
+    /// write. Without it the service is a read-only mirror open to everyone.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        let inner = &self.inner;
+        PypiMirror {
+            inner: Arc::new(Inner {
+                cache: inner.cache.clone(),
+                index: Arc::clone(&inner.index),
+                files: Arc::clone(&inner.files),
+                index_base: inner.index_base.clone(),
+                files_base: inner.files_base.clone(),
+                origins: inner.origins.clone(),
+                config: inner.config.clone(),
+                transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+                auth: Some(auth),
+            }),
+        }
+    }
+
     /// Answers one request; never fails, errors become plain-text responses.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
-        let (parts, _body) = request.into_parts();
-        let result = self
-            .inner
-            .dispatch(&parts.method, &parts.uri, &parts.headers)
-            .await;
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let result = self.inner.dispatch(&parts, body).await;
         let mut response = result.unwrap_or_else(|err| {
             let mut response = err.into_response();
             // Nothing cached answered this request, so it counts as a miss.
@@ -169,7 +197,8 @@ fn base_of(what: &str, url: &str) -> Result<Url> {
 
 impl<B> tower::Service<Request<B>> for PypiMirror
 where
-    B: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -191,15 +220,21 @@ struct Ask<'a> {
     /// The mirror's URL for this mount, as the client reaches it.
     base: String,
     head: bool,
+    /// Who sent it, when it carried a valid credential.
+    identity: Option<Identity>,
 }
 
 impl Inner {
-    async fn dispatch(
-        &self,
-        method: &Method,
-        uri: &http::Uri,
-        headers: &HeaderMap,
-    ) -> Result<Response<Body>> {
+    async fn dispatch<B>(&self, parts: &http::request::Parts, body: B) -> Result<Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+        let identity = self.identify(headers).await?;
+        if method == Method::POST && is_upload_path(uri.path()) {
+            return self.upload(headers, body, identity.as_ref()).await;
+        }
         if method != Method::GET && method != Method::HEAD {
             return Err(PypiError::MethodNotAllowed);
         }
@@ -208,13 +243,31 @@ impl Inner {
             headers,
             base: base_url(public_url, headers, uri, &self.config.mount_path),
             head: method == Method::HEAD,
+            identity,
         };
-        match route(uri.path())? {
+        self.read(route(uri.path())?, &ask).await
+    }
+
+    /// A read: the private store answers for hosted projects, the mirror for every other.
+    async fn read(&self, route: Route, ask: &Ask<'_>) -> Result<Response<Body>> {
+        match route {
             Route::Redirect(path) => Ok(redirect(&format!("{}{path}", ask.base))),
-            Route::RootIndex => self.root(&ask).await,
-            Route::Project(name) => self.project(&name, &ask).await,
-            Route::File(name, file) => self.file(&name, &file, &ask).await,
-            Route::Metadata(name, file) => self.metadata(&name, &file, &ask).await,
+            Route::RootIndex => {
+                self.authorize_listing(ask)?;
+                self.root(ask).await
+            }
+            Route::Project(name) => match self.readable_hosted(&name, ask).await? {
+                Some(project) => self.hosted_page(&project, ask),
+                None => self.project(&name, ask).await,
+            },
+            Route::File(name, file) => match self.readable_hosted(&name, ask).await? {
+                Some(project) => self.hosted_file(&project, &file, ask).await,
+                None => self.file(&name, &file, ask).await,
+            },
+            Route::Metadata(name, file) => match self.readable_hosted(&name, ask).await? {
+                Some(project) => self.hosted_metadata(&project, &file, ask).await,
+                None => self.metadata(&name, &file, ask).await,
+            },
         }
     }
 

@@ -120,6 +120,85 @@ pub(super) async fn file_response(
     Ok(response)
 }
 
+/// A hosted project's page, rendered for this request. Hosted pages change with every
+/// upload and may be access-controlled, so clients revalidate them and shared caches keep
+/// none.
+pub(super) fn hosted_page_response(
+    text: String,
+    format: Format,
+    request: &HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let etag = format!(
+        "\"{}\"",
+        &mirror_core::digest::sha256_of(text.as_bytes()).hex()[..32]
+    );
+    let length = text.len();
+    let not_modified = if_none_match(request, &etag);
+    let mut response = if not_modified {
+        status_only(StatusCode::NOT_MODIFIED)
+    } else if head {
+        status_only(StatusCode::OK)
+    } else {
+        Response::new(body::full(text))
+    };
+    let headers = response.headers_mut();
+    if !not_modified {
+        set(headers, header::CONTENT_LENGTH, &length.to_string());
+    }
+    set(headers, header::CONTENT_TYPE, format.content_type());
+    set(headers, header::ETAG, &etag);
+    set(headers, header::CACHE_CONTROL, "private, no-cache");
+    set(headers, CACHE_STATUS_HEADER, CacheStatus::Hit.as_str());
+    response
+}
+
+/// A hosted file (a distribution or its metadata) straight from the blob store, with byte
+/// ranges; immutable, but kept out of shared caches like the page that lists it.
+pub(super) async fn blob_response(
+    blobs: &dyn BlobStore,
+    blob: (&Digest, u64),
+    request: &HeaderMap,
+    head: bool,
+    content_type: &str,
+) -> Result<Response<Body>> {
+    let (digest, size) = blob;
+    // Like the mirror's files, a HEAD describes the whole file whatever range it names.
+    let range = if head {
+        None
+    } else {
+        parse_range(request, size).map_err(|()| mirror_core::Error::RangeNotSatisfiable { size })?
+    };
+    let mut response = if head {
+        status_only(StatusCode::OK)
+    } else {
+        let read = blobs.read(digest, range.clone()).await?;
+        Response::new(body::from_stream(read.stream))
+    };
+    let headers = response.headers_mut();
+    let length = match &range {
+        Some(range) => {
+            set(headers, header::CONTENT_RANGE, &content_range(range, size));
+            range.end - range.start
+        }
+        None => size,
+    };
+    set(headers, header::CONTENT_LENGTH, &length.to_string());
+    set(headers, header::CONTENT_TYPE, content_type);
+    set(headers, header::ACCEPT_RANGES, "bytes");
+    set(headers, header::ETAG, &format!("\"{}\"", digest.hex()));
+    set(
+        headers,
+        header::CACHE_CONTROL,
+        "private, max-age=31536000, immutable",
+    );
+    set(headers, CACHE_STATUS_HEADER, CacheStatus::Hit.as_str());
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
 /// A permanent redirect to the canonical URL of what was asked for.
 pub(super) fn redirect(location: &str) -> Response<Body> {
     let mut response = status_only(StatusCode::MOVED_PERMANENTLY);

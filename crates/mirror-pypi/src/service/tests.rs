@@ -17,6 +17,8 @@ use tower::ServiceExt;
 
 use super::*;
 
+mod upload;
+
 const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
      application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 const MIRROR: &str = "http://mirror.test:8080/pypi";
@@ -215,6 +217,10 @@ impl Answer {
 }
 
 async fn send(pypi: &PypiMirror, request: Request<()>) -> Answer {
+    send_body(pypi, request.map(|()| mirror_core::body::empty())).await
+}
+
+async fn send_body(pypi: &PypiMirror, request: Request<Body>) -> Answer {
     let response = pypi.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body
@@ -494,7 +500,7 @@ async fn file_not_matching_its_sha256_is_refused_and_not_cached() {
 
     let response = pypi
         .clone()
-        .oneshot(Request::get(path).body(()).unwrap())
+        .oneshot(Request::get(path).body(mirror_core::body::empty()).unwrap())
         .await
         .unwrap();
     let status = response.status();
