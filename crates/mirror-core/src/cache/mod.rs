@@ -445,10 +445,14 @@ impl Cache {
         let guard = FlightGuard {
             inner: Arc::clone(&self.inner),
             key: spec.key.clone(),
+            flight: Arc::clone(&flight),
         };
         let task = async move {
-            guard.inner.fly(&flight, spec).await;
-            drop(guard);
+            let phase = guard.inner.fly(&flight, spec).await;
+            // Leave the map before announcing the end: a request arriving now must start
+            // afresh (or find the committed entry), never join a flight that already failed.
+            guard.release();
+            flight.set(phase);
         };
         tokio::spawn(task.instrument(span));
         rx
@@ -460,15 +464,29 @@ impl Cache {
 struct FlightGuard {
     inner: Arc<Inner>,
     key: String,
+    flight: Arc<Flight>,
+}
+
+impl FlightGuard {
+    /// Removes this flight from the map, unless a newer one already took its place.
+    fn release(&self) {
+        let mut flights = self
+            .inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if flights
+            .get(&self.key)
+            .is_some_and(|current| Arc::ptr_eq(current, &self.flight))
+        {
+            flights.remove(&self.key);
+        }
+    }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.inner
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.key);
+        self.release();
     }
 }
 
@@ -584,8 +602,8 @@ impl Inner {
         status
     }
 
-    /// Runs one flight to its end, announcing each phase.
-    async fn fly(&self, flight: &Flight, spec: FetchSpec) {
+    /// Runs one flight to its end, announcing the streaming phase; returns the final one.
+    async fn fly(&self, flight: &Flight, spec: FetchSpec) -> Phase {
         let phase = match self.decide(&spec).await {
             Ok(Decision::Hit(entry)) => Phase::Resolved {
                 status: CacheStatus::Hit,
@@ -620,7 +638,7 @@ impl Inner {
             tracing::debug!(key = spec.key, error = %err, "fetch failed");
             self.metrics.upstream_failure();
         }
-        flight.set(phase);
+        phase
     }
 
     async fn fetch(&self, flight: &Flight, spec: &FetchSpec, cached: Option<CacheEntry>) -> Phase {
