@@ -16,6 +16,11 @@
 //! the record pointing at it is written only after that, so a crash at any point leaves
 //! either the old state or the new one. When upstream is down, slow or rate-limiting, a
 //! cached copy is served as [`CacheStatus::Stale`] rather than failing the client.
+//!
+//! Large bodies stream to clients as they arrive; bodies of up to 1 MiB are verified before
+//! their response starts, so a wrong small artifact becomes a clean 502 rather than a
+//! connection cut before any response (an HTTP server drops a response whose body fails
+//! before its head was flushed).
 
 mod entry;
 mod flight;
@@ -216,12 +221,17 @@ impl Fetched {
                     stream: read.stream,
                 })
             }
-            Source::InFlight(rx) => {
+            Source::InFlight(mut rx) => {
                 let (start, end) = range.as_ref().map_or((0, None), |r| (r.start, Some(r.end)));
-                Ok(BodyRead {
-                    range,
-                    stream: flight::spool_stream(rx, start, end),
-                })
+                if self.meta.size.is_some_and(|size| size <= SMALL_BODY) {
+                    // Small enough to wait for: the client then gets either the verified
+                    // body or a clean error response, never a connection cut mid-way.
+                    if let Phase::Failed(err) = flight::finished(&mut rx).await? {
+                        return Err(flight::duplicate(&err));
+                    }
+                }
+                let stream = first_chunk_checked(flight::spool_stream(rx, start, end)).await?;
+                Ok(BodyRead { range, stream })
             }
         }
     }
@@ -487,6 +497,22 @@ impl FlightGuard {
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Bodies up to this size are verified before their response starts.
+const SMALL_BODY: u64 = 1 << 20;
+
+/// Waits for the first chunk of a body still arriving, so that a fetch failing before any
+/// byte could be sent (a small artifact whose digest turns out wrong) becomes an error
+/// response instead of a connection closed before the response head.
+async fn first_chunk_checked(mut stream: ByteStream) -> Result<ByteStream> {
+    match stream.next().await {
+        Some(Ok(first)) => Ok(futures_util::stream::once(async move { Ok(first) })
+            .chain(stream)
+            .boxed()),
+        Some(Err(err)) => Err(err),
+        None => Ok(futures_util::stream::empty().boxed()),
     }
 }
 

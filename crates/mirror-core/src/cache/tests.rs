@@ -212,11 +212,12 @@ async fn first_bytes_reach_the_client_before_upstream_finishes() {
     let cache = cache();
 
     let fetched = cache.get(spec("slow", &up)).await.unwrap();
-    let mut stream = fetched.open(None).await.unwrap().stream;
     tx.send(Ok(Bytes::from_static(b"first chunk")))
         .await
         .unwrap();
     tx.send(Ok(Bytes::from_static(b"..."))).await.unwrap();
+    // The body opens on its first chunk while upstream has not finished (tx is alive).
+    let mut stream = fetched.open(None).await.unwrap().stream;
 
     let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
     let first = first.expect("first bytes must arrive while upstream is still sending");
@@ -264,16 +265,22 @@ async fn client_never_receives_the_last_byte_of_a_bad_body() {
     let expected = Expected::digest(sha256_of(b"abcdef"));
 
     let fetched = cache.get(spec("t", &up).expect(expected)).await.unwrap();
-    let mut stream = fetched.open(None).await.unwrap().stream;
     tx.send(Ok(Bytes::from_static(b"abcdeX"))).await.unwrap();
     drop(tx);
 
     let mut received = Vec::new();
+    // Either the whole fetch failed before a byte could go out, or the stream ends in an error.
     let mut failed = false;
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(bytes) => received.extend_from_slice(&bytes),
-            Err(_) => failed = true,
+    match fetched.open(None).await {
+        Err(_) => failed = true,
+        Ok(read) => {
+            let mut stream = read.stream;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(bytes) => received.extend_from_slice(&bytes),
+                    Err(_) => failed = true,
+                }
+            }
         }
     }
     assert!(failed, "the stream must end in an error");
@@ -500,9 +507,9 @@ fn download_killed_midway_leaves_no_entry() {
     let up = Scripted::new([reply]);
     runtime.block_on(async {
         let fetched = open(dir.path()).get(spec("big", &up)).await.unwrap();
-        let mut stream = fetched.open(None).await.unwrap().stream;
         tx.send(Ok(Bytes::from(vec![1u8; 1 << 20]))).await.unwrap();
         tx.send(Ok(Bytes::from(vec![2u8; 1 << 20]))).await.unwrap();
+        let mut stream = fetched.open(None).await.unwrap().stream;
         stream.next().await.unwrap().unwrap();
     });
     drop(runtime); // every task dies mid-download, as in a kill
