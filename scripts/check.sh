@@ -27,6 +27,13 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     echo "==> installing node and npm"
     apt_install nodejs npm
 fi
+# The container image tests: the distribution registry as the upstream, skopeo as the
+# client, htpasswd for the upstream that wants credentials.
+if [ ! -x /usr/bin/docker-registry ] || ! command -v skopeo >/dev/null 2>&1 \
+    || ! command -v htpasswd >/dev/null 2>&1; then
+    echo "==> installing docker-registry, skopeo and apache2-utils"
+    apt_install docker-registry skopeo apache2-utils
+fi
 if ! command -v python3 >/dev/null 2>&1; then
     echo "==> installing python3"
     apt_install python3 python3-venv python3-pip

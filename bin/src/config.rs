@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mirror_core::auth::AccessPolicy;
+use mirror_docker::DockerConfig;
 use mirror_npm::NpmConfig;
 use mirror_pypi::PypiConfig;
 use serde::Deserialize;
@@ -30,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) npm: NpmConfig,
     pub(crate) pypi: PypiConfig,
+    /// Container image upstreams and tag freshness.
+    pub(crate) docker: DockerConfig,
     /// Users, tokens and who may read or write what.
     pub(crate) auth: AccessPolicy,
 }
@@ -54,6 +57,7 @@ impl Default for Config {
             max_connections: 10_000,
             npm: NpmConfig::default(),
             pypi: PypiConfig::default(),
+            docker: DockerConfig::default(),
             auth: AccessPolicy::default(),
         }
     }
@@ -201,6 +205,28 @@ mod tests {
         assert_eq!(defaults.upstream, "https://pypi.org/simple/");
         assert_eq!(defaults.files_upstream, "https://files.pythonhosted.org/");
         assert_eq!(defaults.index_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn parses_the_docker_keys() {
+        let config: Config = toml::from_str(
+            r#"
+            [docker]
+            tag_ttl = "1s"
+            [docker.upstreams."upstream.test"]
+            url = "http://127.0.0.1:5000"
+            username = "u"
+            password = "p"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.docker.tag_ttl, Duration::from_secs(1));
+        assert_eq!(config.docker.default_upstream, "docker.io");
+        assert!(config.docker.upstreams.contains_key("docker.io"));
+        let upstream = &config.docker.upstreams["upstream.test"];
+        assert_eq!(upstream.url, "http://127.0.0.1:5000");
+        assert_eq!(upstream.username.as_deref(), Some("u"));
+        assert!(toml::from_str::<Config>("[docker]\ntag_tll = \"1s\"").is_err());
     }
 
     #[test]

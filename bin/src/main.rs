@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod docker_help;
 mod listener;
 mod server;
 
@@ -52,6 +53,14 @@ enum Command {
     /// Client configuration for pip and uv.
     #[command(disable_help_subcommand = true)]
     Pypi {
+        #[command(subcommand)]
+        command: HelpCommand,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Client configuration for Docker and containerd.
+    #[command(disable_help_subcommand = true)]
+    Docker {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
@@ -118,6 +127,10 @@ fn main() -> ExitCode {
             command: HelpCommand::Help,
             common,
         } => pypi_help(&common),
+        Command::Docker {
+            command: HelpCommand::Help,
+            common,
+        } => docker_help::print(&common),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use axum::Router;
 use http::{header, StatusCode};
 use mirror_core::auth::Auth;
 use mirror_core::{Cache, FsBlobStore, RedbMetadataStore};
+use mirror_docker::DockerMirror;
 use mirror_npm::NpmMirror;
 use mirror_pypi::PypiMirror;
 use tracing::Instrument;
@@ -35,6 +36,8 @@ pub(crate) enum StartError {
     Npm(#[from] mirror_npm::NpmError),
     #[error("cannot set up pypi")]
     Pypi(#[from] mirror_pypi::PypiError),
+    #[error("cannot set up container images")]
+    Docker(#[from] mirror_docker::DockerError),
     #[error("cannot listen on {0}")]
     Listen(std::net::SocketAddr, #[source] std::io::Error),
 }
@@ -69,6 +72,7 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .build();
     let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
     let pypi = PypiMirror::new(cache.clone(), config.pypi())?.with_auth(auth.clone());
+    let docker = DockerMirror::new(cache.clone(), config.docker.clone())?;
     let app = App { cache, auth };
 
     let router = Router::new()
@@ -76,6 +80,10 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .route("/metrics", get(metrics))
         .nest_service("/npm", npm)
         .nest_service("/pypi", pypi)
+        // Registries must sit at the host root; the service sees the whole `/v2...` path.
+        .route_service("/v2", docker.clone())
+        .route_service("/v2/", docker.clone())
+        .route_service("/v2/{*path}", docker)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(app.clone());
