@@ -1,11 +1,12 @@
 //! The response body type every mirror service returns.
 
-use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body::Frame;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 
 use crate::error::BoxError;
+use crate::storage::ByteStream;
 
 /// A streaming response body: bytes or a boxed error that aborts the response.
 ///
@@ -33,4 +34,145 @@ where
 {
     let frames = stream.map_ok(Frame::data).map_err(Into::into);
     StreamBody::new(frames).boxed_unsync()
+}
+
+/// Streams `input` with every occurrence of `needle` replaced by `replacement`.
+///
+/// Services store documents with a placeholder where a per-request value (such as the
+/// mirror's base URL, taken from the request) goes, and substitute it as the bytes stream
+/// out, so a document of megabytes is never read whole to be served. Only a chunk's tail
+/// that could begin a `needle` waits for the next chunk.
+pub fn replace_all(input: ByteStream, needle: &'static str, replacement: Bytes) -> ByteStream {
+    let state = Replacer {
+        input,
+        needle: needle.as_bytes(),
+        replacement,
+        pending: BytesMut::new(),
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            match state.input.next().await {
+                Some(Ok(chunk)) => {
+                    state.pending.extend_from_slice(&chunk);
+                    let out = state.take_ready(false);
+                    if !out.is_empty() {
+                        return Some((Ok(out), Some(state)));
+                    }
+                }
+                Some(Err(err)) => return Some((Err(err), None)),
+                None => {
+                    let out = state.take_ready(true);
+                    return (!out.is_empty()).then_some((Ok(out), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// How many times `needle` occurs in `haystack`, for computing a replaced length up front.
+pub fn count_occurrences(haystack: &[u8], needle: &str) -> u64 {
+    memchr::memmem::find_iter(haystack, needle.as_bytes()).count() as u64
+}
+
+/// The length of a body of `len` bytes once `count` needles are replaced.
+pub fn replaced_len(len: u64, count: u64, needle: &str, replacement_len: usize) -> u64 {
+    (len + count * replacement_len as u64).saturating_sub(count * needle.len() as u64)
+}
+
+struct Replacer {
+    input: ByteStream,
+    needle: &'static [u8],
+    replacement: Bytes,
+    pending: BytesMut,
+}
+
+impl Replacer {
+    /// Everything pending that can go out now, with needles replaced.
+    fn take_ready(&mut self, at_end: bool) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.pending.len());
+        let mut start = 0;
+        for at in memchr::memmem::find_iter(&self.pending, self.needle) {
+            out.extend_from_slice(&self.pending[start..at]);
+            out.extend_from_slice(&self.replacement);
+            start = at + self.needle.len();
+        }
+        let rest = &self.pending[start..];
+        let held = if at_end {
+            0
+        } else {
+            partial_needle_at_end(rest, self.needle)
+        };
+        out.extend_from_slice(&rest[..rest.len() - held]);
+        let _sent = self.pending.split_to(self.pending.len() - held);
+        out.freeze()
+    }
+}
+
+/// Length of the longest end of `bytes` that is a proper beginning of `needle`.
+fn partial_needle_at_end(bytes: &[u8], needle: &[u8]) -> usize {
+    (1..needle.len().min(bytes.len() + 1))
+        .rev()
+        .find(|len| bytes.ends_with(&needle[..*len]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    const NEEDLE: &str = "@@BASE@@";
+
+    async fn run(chunks: Vec<&[u8]>) -> Vec<u8> {
+        let items: Vec<crate::Result<Bytes>> = chunks
+            .into_iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stream = futures_util::stream::iter(items).boxed();
+        let out: Vec<Bytes> = replace_all(stream, NEEDLE, Bytes::from_static(b"http://m"))
+            .try_collect()
+            .await
+            .unwrap();
+        out.concat()
+    }
+
+    #[tokio::test]
+    async fn replaces_needles_split_anywhere() {
+        let doc = format!("{{\"a\":\"{NEEDLE}/x\",\"b\":\"@@B{NEEDLE}/y@@\"}}");
+        let expected = "{\"a\":\"http://m/x\",\"b\":\"@@Bhttp://m/y@@\"}";
+        for split in 0..doc.len() {
+            let (left, right) = doc.as_bytes().split_at(split);
+            assert_eq!(
+                run(vec![left, right]).await,
+                expected.as_bytes(),
+                "split at {split}"
+            );
+        }
+        assert_eq!(
+            run(doc.as_bytes().chunks(1).collect()).await,
+            expected.as_bytes()
+        );
+        let count = count_occurrences(doc.as_bytes(), NEEDLE);
+        assert_eq!(
+            replaced_len(doc.len() as u64, count, NEEDLE, 8),
+            expected.len() as u64
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_end_the_stream() {
+        let items: Vec<crate::Result<Bytes>> =
+            vec![Ok(Bytes::from_static(b"ab")), Err(crate::Error::NotFound)];
+        let mut stream = replace_all(
+            futures_util::stream::iter(items).boxed(),
+            NEEDLE,
+            Bytes::new(),
+        );
+        assert_eq!(stream.next().await.unwrap().unwrap(), "ab");
+        assert!(stream.next().await.unwrap().is_err());
+        assert!(stream.next().await.is_none());
+    }
 }

@@ -35,7 +35,6 @@ mod error;
 mod hosted;
 mod packument;
 mod path;
-mod rewrite;
 mod service;
 
 pub use crate::config::NpmConfig;

@@ -26,7 +26,9 @@ use crate::config::NpmConfig;
 use crate::error::NpmError;
 use crate::packument::{derive, TarballInfo};
 use crate::path::{route, PackageName, Route};
-use crate::rewrite::{count_sentinels, replace_base, replaced_len};
+use mirror_core::body::{count_occurrences, replace_all, replaced_len};
+
+use crate::packument::BASE_SENTINEL;
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 /// Packument transforms allowed at once; each holds a few copies of a document in memory.
@@ -349,7 +351,7 @@ impl Inner {
     }
 
     async fn store_doc(&self, doc: Vec<u8>) -> Result<StoredDoc> {
-        let sentinels = count_sentinels(&doc);
+        let sentinels = count_occurrences(&doc, BASE_SENTINEL);
         let size = doc.len() as u64;
         let digest = self.store_blob(doc).await?;
         Ok(StoredDoc {
@@ -388,13 +390,17 @@ impl Inner {
     }
 
     async fn doc_response(&self, doc: &StoredDoc, ask: &Ask<'_>) -> Result<Response<Body>> {
-        let len = replaced_len(doc.size, doc.sentinels, ask.base.len());
+        let len = replaced_len(doc.size, doc.sentinels, BASE_SENTINEL, ask.base.len());
         let mut response = if ask.head {
             empty_response(StatusCode::OK)
         } else {
             let stored = self.cache.blobs().read(&doc.digest, None).await?;
             let base = Bytes::from(ask.base.clone());
-            Response::new(body::from_stream(replace_base(stored.stream, base)))
+            Response::new(body::from_stream(replace_all(
+                stored.stream,
+                BASE_SENTINEL,
+                base,
+            )))
         };
         set(
             response.headers_mut(),

@@ -61,7 +61,6 @@ mod parse;
 mod render;
 mod route;
 mod service;
-mod splice;
 mod upload;
 mod version;
 

@@ -30,7 +30,6 @@ use crate::negotiate::{negotiate, Format};
 use crate::parse::{self, AllowedOrigins, PageSource};
 use crate::render;
 use crate::route::{is_upload_path, route, Route};
-use crate::splice::count_sentinels;
 
 /// What the mirror asks upstream for: JSON, which carries every field, else HTML.
 const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
@@ -440,7 +439,7 @@ impl Inner {
     }
 
     async fn store_page(&self, page: Vec<u8>) -> Result<StoredPage> {
-        let sentinels = count_sentinels(&page);
+        let sentinels = mirror_core::body::count_occurrences(&page, crate::render::BASE_SENTINEL);
         let (digest, size) = self.store_blob(page).await?;
         Ok(StoredPage {
             digest,

@@ -7,7 +7,9 @@ use mirror_core::{body, BlobStore, Body, CacheStatus, Digest, Fetched, CACHE_STA
 
 use super::Result;
 use crate::negotiate::Format;
-use crate::splice::{splice_base, spliced_len};
+use mirror_core::body::{replace_all, replaced_len};
+
+use crate::render::BASE_SENTINEL;
 
 /// A stored page and how to serve it.
 pub(super) struct PageAnswer<'a> {
@@ -44,13 +46,17 @@ pub(super) async fn page_response(
     let mut response = if if_none_match(request, &etag) {
         status_only(StatusCode::NOT_MODIFIED)
     } else {
-        let length = spliced_len(page.size, page.sentinels, page.base.len());
+        let length = replaced_len(page.size, page.sentinels, BASE_SENTINEL, page.base.len());
         let mut response = if head {
             status_only(StatusCode::OK)
         } else {
             let stored = blobs.read(page.digest, None).await?;
             let base = Bytes::from(page.base.clone());
-            Response::new(body::from_stream(splice_base(stored.stream, base)))
+            Response::new(body::from_stream(replace_all(
+                stored.stream,
+                BASE_SENTINEL,
+                base,
+            )))
         };
         set(
             response.headers_mut(),
