@@ -2,7 +2,8 @@
 //!
 //! A page is rendered once per upstream change, not once per request: every file URL is
 //! written as [`BASE_SENTINEL`]`/files/<project>/<file>`, and only the sentinel is replaced
-//! by the request's base URL while the stored page streams out (see [`crate::splice`]).
+//! by the request's base URL while the stored page streams out (see
+//! [`mirror_core::body::replace_all`]).
 //! The sentinel needs no escaping in either format; the base URL replacing it is escaped
 //! for the format it lands in.
 
