@@ -75,6 +75,11 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // Small responses go out as a head and a body; without this, Nagle's algorithm
+        // meets the client's delayed ACK and each such response waits ~40 ms.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
+        }
         let service = TowerToHyperService::new(router.clone());
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
