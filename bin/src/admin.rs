@@ -212,8 +212,21 @@ impl PasswordArgs {
     }
 }
 
+/// Opens the accounts of an existing data directory. A directory that holds no data yet
+/// is almost always a mistyped or relative path: creating users there would leave the
+/// running server without them, so it is refused with a hint.
 fn open(common: &CommonArgs) -> Result<Auth, BoxError> {
-    Ok(crate::server::open_auth(&common.config()?)?)
+    let config = common.config()?;
+    let database = config.data_dir.join("metadata.redb");
+    if !database.exists() {
+        let dir = config.data_dir.display();
+        return Err(format!(
+            "no registry data in {dir} (start `registry-mirror serve --data-dir {dir}` once, \
+             or pass the --data-dir the server uses)"
+        )
+        .into());
+    }
+    Ok(crate::server::open_auth(&config)?)
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), BoxError>>>(
