@@ -89,7 +89,8 @@ fi
 echo "==> cargo build --release -p registry-mirror" >&2
 cargo build --release -p registry-mirror >&2 || die "the release build failed"
 # A private copy, so that a rebuild during the run does not change what is measured.
-cp target/release/registry-mirror bench/.work/registry-mirror
+cp target/release/registry-mirror bench/.work/registry-mirror.new
+mv -f bench/.work/registry-mirror.new bench/.work/registry-mirror
 
 revision=$(git describe --always --dirty 2>/dev/null || echo unknown)
 exec python3 bench/run.py \
