@@ -78,6 +78,8 @@ pub(crate) enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    #[error("public_url {url:?} is not usable: {reason}")]
+    PublicUrl { url: String, reason: &'static str },
 }
 
 impl Config {
@@ -90,10 +92,23 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        if let Some(url) = &config.public_url {
+            check_public_url(url)?;
+        }
+        Ok(config)
+    }
+
+    /// The base URL clients are told to use: `public_url`, else the listen address.
+    pub(crate) fn client_base_url(&self) -> String {
+        let base = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        base.trim_end_matches('/').to_owned()
     }
 
     /// The npm configuration with the server-wide public URL applied to its mount.
@@ -124,6 +139,29 @@ impl Config {
         }
         pypi
     }
+}
+
+/// Refuses a public URL that clients could not use as the base of every link the mirror
+/// writes: it must be absolute http(s) with a host, and carry no query or fragment.
+pub(crate) fn check_public_url(url: &str) -> Result<(), ConfigError> {
+    let refuse = |reason| ConfigError::PublicUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = url::Url::parse(url).map_err(|_| refuse("not an absolute URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(refuse("the scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(refuse("it must not have a query or fragment"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(refuse("it must not carry credentials"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -233,5 +271,31 @@ mod tests {
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
         assert!(toml::from_str::<Config>("[npm]\nupstrem = \"x\"").is_err());
+    }
+
+    #[test]
+    fn public_url_must_be_an_http_base() {
+        for good in [
+            "http://127.0.0.1:8080",
+            "https://mirror.example.com/",
+            "http://h/sub/",
+        ] {
+            assert!(check_public_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "mirror.example.com",
+            "ftp://mirror.example.com",
+            "http://mirror.example.com/?x=1",
+            "http://mirror.example.com/#top",
+            "http://user:pw@mirror.example.com",
+            "/npm",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+        let path = std::env::temp_dir().join(format!("rm-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "public_url = \"localhost:8080\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.to_string().contains("public_url"), "{err}");
     }
 }

@@ -4,18 +4,15 @@ use std::io::Write;
 
 use mirror_docker::{DOCKER_HUB, DOCKER_HUB_URL};
 
-use crate::{untrusted_http_host, BoxError, CommonArgs};
+use crate::{untrusted_http_host, BoxError, HelpArgs};
 
 /// The registry shown as the example of a non-Docker-Hub upstream when none is configured.
 const EXAMPLE_REGISTRY: (&str, &str) = ("ghcr.io", "https://ghcr.io");
 
-pub(crate) fn print(common: &CommonArgs) -> Result<(), BoxError> {
-    let config = common.config()?;
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
-    let base = base.trim_end_matches('/');
+pub(crate) fn print(args: &HelpArgs) -> Result<(), BoxError> {
+    let config = args.common.config()?;
+    let base = args.base_url()?;
+    let base = base.as_str();
     let host = base
         .split_once("://")
         .map_or(base, |(_, rest)| rest)

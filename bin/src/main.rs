@@ -48,7 +48,7 @@ enum Command {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
-        common: CommonArgs,
+        args: HelpArgs,
     },
     /// Client configuration for pip and uv.
     #[command(disable_help_subcommand = true)]
@@ -56,7 +56,7 @@ enum Command {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
-        common: CommonArgs,
+        args: HelpArgs,
     },
     /// Client configuration for Docker and containerd.
     #[command(disable_help_subcommand = true)]
@@ -64,8 +64,30 @@ enum Command {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
-        common: CommonArgs,
+        args: HelpArgs,
     },
+}
+
+/// What the `help` commands read: the server's configuration and, like `serve`, the
+/// address it listens on (the URL they print when no public URL is set).
+#[derive(Debug, Args)]
+pub(crate) struct HelpArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The address the server listens on, as given to `serve --listen`.
+    #[arg(long, global = true, env = "REGISTRY_MIRROR_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+impl HelpArgs {
+    /// The base URL clients should be given.
+    pub(crate) fn base_url(&self) -> Result<String, config::ConfigError> {
+        let mut config = self.common.config()?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        Ok(config.client_base_url())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +129,7 @@ impl CommonArgs {
             config.data_dir.clone_from(dir);
         }
         if let Some(url) = &self.public_url {
+            config::check_public_url(url)?;
             config.public_url = Some(url.clone());
         }
         Ok(config)
@@ -121,19 +144,21 @@ fn main() -> ExitCode {
         Command::Token { command, common } => admin::token(command, &common),
         Command::Npm {
             command: HelpCommand::Help,
-            common,
-        } => npm_help(&common),
+            args,
+        } => npm_help(&args),
         Command::Pypi {
             command: HelpCommand::Help,
-            common,
-        } => pypi_help(&common),
+            args,
+        } => pypi_help(&args),
         Command::Docker {
             command: HelpCommand::Help,
-            common,
-        } => docker_help::print(&common),
+            args,
+        } => docker_help::print(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`registry-mirror docker help | head`) is not an error.
+        Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
             let mut message = format!("registry-mirror: {err}");
             let mut source = err.source();
@@ -148,6 +173,11 @@ fn main() -> ExitCode {
 }
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|err| err.kind() == std::io::ErrorKind::BrokenPipe)
+}
 
 fn serve(args: &ServeArgs) -> Result<(), BoxError> {
     let mut config = args.common.config()?;
@@ -222,13 +252,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn npm_help(common: &CommonArgs) -> Result<(), BoxError> {
-    let config = common.config()?;
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
-    let base = base.trim_end_matches('/');
+fn npm_help(args: &HelpArgs) -> Result<(), BoxError> {
+    let base = args.base_url()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "# ~/.npmrc or the project's .npmrc")?;
     writeln!(out, "registry={base}/npm/")?;
@@ -238,13 +263,9 @@ fn npm_help(common: &CommonArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn pypi_help(common: &CommonArgs) -> Result<(), BoxError> {
-    let config = common.config()?;
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
-    let index = format!("{}/pypi/simple/", base.trim_end_matches('/'));
+fn pypi_help(args: &HelpArgs) -> Result<(), BoxError> {
+    let base = args.base_url()?;
+    let index = format!("{base}/pypi/simple/");
     let trusted = untrusted_http_host(&index).map_or_else(String::new, |host| {
         format!("# pip refuses plain http off loopback unless trusted:\ntrusted-host = {host}\n")
     });
