@@ -27,6 +27,7 @@ import time
 import urllib.parse
 
 import fixtures
+import oci_fixtures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -37,13 +38,9 @@ MIB = 1024 * 1024
 COLD_UPSTREAM_RATE = "100m"  # nginx limit_rate: 100 MB/s per connection
 COLD_UPSTREAM_RATE_TEXT = "100 MB/s"
 CLIENT_CONNECTIONS = 16
-# Rows reserved for containers, measured next (peer: Debian's docker-registry in proxy mode).
-CONTAINER_ROWS = (
-    "manifest by tag (cached metadata)",
-    "blob 1 GiB cached, 1 and 16 clients",
-    "cold miss, 200 MiB blob, 16 clients",
-    "docker pull / skopeo copy of an image, cold and warm",
-)
+# Scenario groups, for --only: npm and PyPI share their servers (every package server
+# starts for either); containers have servers of their own.
+GROUPS = ("npm", "pypi", "containers")
 
 
 class BenchError(Exception):
@@ -338,13 +335,16 @@ class Server:
 class Mirror(Server):
     """This project's binary."""
 
-    def __init__(self, work, binary, upstream):
+    def __init__(self, work, binary, upstream, toml=None):
+        """`upstream` is the npm and PyPI fixture; `toml` replaces the whole configuration
+        (the container scenarios give their own)."""
         super().__init__("ours", "registry-mirror", work)
         self.binary, self.npm, self.simple = binary, "/npm/", "/pypi/simple/"
         self.config = os.path.join(work, "mirror.toml")
         with open(self.config, "w") as out:
             out.write(
-                '[npm]\nupstream = "%s/npm/"\nmetadata_ttl = "1h"\n\n'
+                toml
+                or '[npm]\nupstream = "%s/npm/"\nmetadata_ttl = "1h"\n\n'
                 '[pypi]\nupstream = "%s/simple/"\nfiles_upstream = ""\n'
                 'index_ttl = "1h"\nroot_ttl = "1h"\n' % (upstream, upstream)
             )
@@ -464,7 +464,9 @@ class Devpi(Server):
 class Nginx(Server):
     """nginx serving static files: the upstream fixture, or the ceiling."""
 
-    def __init__(self, key, label, work, root, access_log=None, workers=2):
+    def __init__(self, key, label, work, root, access_log=None, workers=2, locations=None):
+        """`locations` replaces the npm and PyPI locations of the server block (the
+        container scenarios give their own)."""
         super().__init__(key, label, work)
         self.npm, self.simple = "/npm/", "/simple/"
         self.port = free_port()
@@ -473,7 +475,8 @@ class Nginx(Server):
         os.makedirs(tmp, exist_ok=True)
         if access_log:
             logging = (
-                "log_format bench '$msec $request_time $status $body_bytes_sent $request_uri';\n"
+                "log_format bench '$msec $request_time $status $body_bytes_sent $request_uri "
+                "$request_method';\n"
                 "  access_log %s bench;" % access_log
             )
         else:
@@ -491,7 +494,9 @@ class Nginx(Server):
                     "port": self.port,
                     "root": root,
                     "logging": logging,
-                    "cold": cold if access_log else "",
+                    "locations": locations if locations is not None else (
+                        PACKAGE_LOCATIONS % {"cold": cold if access_log else ""}
+                    ),
                 }
             )
 
@@ -532,11 +537,15 @@ http {
     listen 127.0.0.1:%(port)s;
     root %(root)s;
     location = /healthz { default_type text/plain; return 200 "ok\\n"; }
+    %(locations)s
+  }
+}
+"""
+
+PACKAGE_LOCATIONS = """
     location ~ ^/npm/[^/]+$ { default_type application/json; try_files $uri.json =404; }
     location /simple/ { add_header Vary Accept; try_files $uri$simple_index =404; }
     %(cold)s
-  }
-}
 """
 
 
@@ -736,7 +745,7 @@ SIMPLE_JSON = ["Accept: application/vnd.pypi.simple.v1+json"]
 SIMPLE_HTML = ["Accept: text/html"]
 
 
-def cached_scenarios(servers, manifest, ceiling_root):
+def cached_scenarios(servers, manifest, ceiling_root, groups):
     ours, verdaccio, devpi, nginx = servers
     npm, pypi = manifest["npm"], manifest["pypi"]
     ceiling = os.path.join(ceiling_root, "ceiling")
@@ -752,7 +761,16 @@ def cached_scenarios(servers, manifest, ceiling_root):
             out.write(body)
         return "/ceiling/" + filename, len(body)
 
-    # npm packuments and tarball
+    if "npm" in groups:
+        rows += _cached_npm(servers, npm, capture)
+    if "pypi" in groups:
+        rows += _cached_pypi(servers, pypi, capture)
+    return rows
+
+
+def _cached_npm(servers, npm, capture):
+    ours, verdaccio, _, nginx = servers
+    rows = []
     for size_key, name in (("medium", "packument ~500 KB"), ("large", "packument ~10 MB")):
         package = npm[size_key]
         ceiling_path, size = capture("/npm/" + package, NPM_JSON, "npm-" + package, "json")
@@ -779,7 +797,12 @@ def cached_scenarios(servers, manifest, ceiling_root):
         )
     )
 
-    # PyPI simple pages and a file
+    return rows
+
+
+def _cached_pypi(servers, pypi, capture):
+    ours, _, devpi, nginx = servers
+    rows = []
     page = "%s%s/" % (ours.simple, pypi["page"])
     devpi_page = "%s%s/" % (devpi.simple, pypi["page"])
     for headers, form, ext in ((SIMPLE_JSON, "JSON", "v1json"), (SIMPLE_HTML, "HTML", "html")):
@@ -823,19 +846,22 @@ def _rps_row(name, targets, kind="metadata", note=""):
     return {"kind": kind, "name": name, "results": results, "note": note}
 
 
-def huge_scenarios(servers, manifest):
+def huge_scenarios(servers, manifest, groups):
     ours, verdaccio, devpi, nginx = servers
     npm, pypi = manifest["npm"], manifest["pypi"]
-    ours_pypi = file_path_from_page(
-        ours.port, "%sbench-huge/" % ours.simple, pypi["huge"].rsplit("/", 1)[1]
-    )
-    devpi_pypi = file_path_from_page(
-        devpi.port, "%sbench-huge/" % devpi.simple, pypi["huge"].rsplit("/", 1)[1]
-    )
-    plans = [
-        ("npm", {ours: npm["huge"], nginx: npm["huge"], verdaccio: npm["huge"][len("/npm") :]}),
-        ("PyPI", {ours: ours_pypi, nginx: pypi["huge"], devpi: devpi_pypi}),
-    ]
+    plans = []
+    if "npm" in groups:
+        plans.append(
+            ("npm", {ours: npm["huge"], nginx: npm["huge"], verdaccio: npm["huge"][len("/npm") :]})
+        )
+    if "pypi" in groups:
+        ours_pypi = file_path_from_page(
+            ours.port, "%sbench-huge/" % ours.simple, pypi["huge"].rsplit("/", 1)[1]
+        )
+        devpi_pypi = file_path_from_page(
+            devpi.port, "%sbench-huge/" % devpi.simple, pypi["huge"].rsplit("/", 1)[1]
+        )
+        plans.append(("PyPI", {ours: ours_pypi, nginx: pypi["huge"], devpi: devpi_pypi}))
     rows = []
     for ecosystem, targets in plans:
         fills = {}
@@ -865,7 +891,7 @@ def huge_scenarios(servers, manifest):
     return rows
 
 
-def cold_scenarios(servers, upstream, manifest, upstream_log):
+def cold_scenarios(servers, upstream, manifest, upstream_log, groups):
     """16 clients at once for one uncached 200 MiB file, through each cache; and, as the
     measurement's floor, the same 16 clients straight at the (paced) upstream."""
     ours, verdaccio, devpi, _ = servers
@@ -873,6 +899,8 @@ def cold_scenarios(servers, upstream, manifest, upstream_log):
     cold_name = pypi["cold"].rsplit("/", 1)[1]
     plans = []
     for server, ecosystem in ((ours, "npm"), (verdaccio, "npm"), (ours, "PyPI"), (devpi, "PyPI")):
+        if ecosystem.lower() not in groups:
+            continue
         if ecosystem == "npm":
             packument = server.npm + "bench-cold"
             warm(server, packument, {"Accept": "application/json"})
@@ -921,7 +949,11 @@ def _cold(server, path, upstream_path, upstream_log, size):
     # that left later (on two cores, 16 client processes cannot all send in the same
     # millisecond). Straight at the upstream, each client's own request is its upstream.
     direct = server.key == "upstream"
-    first_upstream = min((u["start"] for u in upstream), default=None)
+    # The body comes from a GET; a HEAD that a cache sends first does not start it.
+    first_upstream = min((u["start"] for u in upstream if u["method"] == "GET"), default=None)
+    methods = {}
+    for request in upstream:
+        methods[request["method"]] = methods.get(request["method"], 0) + 1
     lags = [
         (c["t_first_body"] - (c["t_sent"] if direct else max(c["t_sent"], first_upstream))) * 1e3
         for c in clients
@@ -931,6 +963,7 @@ def _cold(server, path, upstream_path, upstream_log, size):
     sends = [c["t_sent"] for c in clients if "t_sent" in c]
     result = {
         "upstream_requests": len(upstream),
+        "upstream_methods": methods,
         "complete": len(complete),
         "clients": len(clients),
         "first_byte_lag_max_ms": lags[-1] if lags and len(lags) == len(clients) else None,
@@ -960,11 +993,13 @@ def _upstream_requests(upstream_log, offset, upstream_path):
             src.seek(offset)
             found = []
             for line in src:
-                msec, request_time, status, sent, uri = line.split()[:5]
+                fields = line.split()
+                msec, request_time, status, sent, uri = fields[:5]
                 if uri == upstream_path:
-                    found.append(
-                        {"start": float(msec) - float(request_time), "status": status, "bytes": int(sent)}
-                    )
+                    found.append({
+                        "start": float(msec) - float(request_time), "status": status,
+                        "bytes": int(sent), "method": fields[5] if len(fields) > 5 else "GET",
+                    })  # fmt: skip
         if len(found) == last_count and found:
             break
         last_count = len(found)
@@ -1032,10 +1067,13 @@ def _timed(cmd, cwd, env, what):
     return seconds
 
 
-def client_scenarios(servers, manifest):
+def client_scenarios(servers, manifest, groups):
     ours, verdaccio, devpi, nginx = servers
-    results = {"npm": {}, "pip": {}}
+    results = {}
     for kind, run, peers in (("npm", npm_ci, (ours, verdaccio)), ("pip", pip_install, (ours, devpi))):
+        if ("npm" if kind == "npm" else "pypi") not in groups:
+            continue
+        results[kind] = {}
         log("%s, through each server" % ("npm ci" if kind == "npm" else "pip install"))
         for server in peers:
             results[kind].setdefault(server.key, {})["cold"] = run(server, manifest, "cold")
@@ -1043,6 +1081,285 @@ def client_scenarios(servers, manifest):
             warm_runs = [run(server, manifest, "warm%d" % i) for i in (1, 2, 3)]
             results[kind].setdefault(server.key, {})["warm"] = min(warm_runs)
     return results
+
+
+# ---------------------------------------------------------------------------------------
+# containers
+
+# What docker asks for when it pulls a manifest by tag: every single-image and index type
+# it understands, in one Accept header.
+DOCKER_MANIFEST_ACCEPT = (
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def _loopback_env():
+    """The environment without proxy settings, so that loopback traffic stays direct."""
+    env = {
+        k: v for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }  # fmt: skip
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+class DockerRegistry(Server):
+    """Debian's docker-registry (the distribution registry): the container fixture's
+    upstream, or, given `proxy_url`, the peer (its pull-through cache mode)."""
+
+    def __init__(self, key, label, work, proxy_url=None):
+        super().__init__(key, label, work)
+        self.health = "/v2/"
+        self.port = free_port()
+        self.config = os.path.join(work, "config.yml")
+        proxy = "proxy:\n  remoteurl: %s\n" % proxy_url if proxy_url else ""
+        with open(self.config, "w") as out:
+            out.write(
+                "version: 0.1\n"
+                "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+                "storage:\n  filesystem:\n    rootdirectory: %s\n"
+                "  cache:\n    blobdescriptor: inmemory\n"
+                "http:\n  addr: 127.0.0.1:%d\n%s"
+                % (os.path.join(work, "storage"), self.port, proxy)
+            )
+
+    def command(self):
+        return ["docker-registry", "serve", self.config], _loopback_env()
+
+    def blob_data(self, digest):
+        """Where this registry's filesystem storage keeps a blob's bytes."""
+        hex_digest = digest.split(":", 1)[1]
+        return os.path.join(
+            self.work, "storage", "docker", "registry", "v2", "blobs", "sha256",
+            hex_digest[:2], hex_digest, "data",
+        )  # fmt: skip
+
+
+# nginx in front of the fixture registry: logs every request (the upstream count) and
+# passes it on at full speed, unbuffered (streamed, never spooled to a temporary file),
+# except the cold blob: nginx serves that one itself, from the registry's own storage,
+# paced like the npm and PyPI fixtures' cold file, so that the cost of 16 paced streams
+# through the registry does not weigh on the servers measured.
+OCI_FRONT_LOCATIONS = """
+    location / { proxy_pass http://127.0.0.1:%(registry)d; proxy_buffering off; }
+    location = %(cold)s {
+      alias %(cold_file)s;
+      types { }
+      default_type application/octet-stream;
+      add_header Docker-Content-Digest %(cold_digest)s;
+      add_header Docker-Distribution-Api-Version registry/2.0;
+      limit_rate %(rate)s;
+    }
+"""
+
+# nginx as the ceiling: the same manifest and blob bytes as static files at the same paths.
+OCI_CEILING_LOCATIONS = """
+    location = /v2/ {
+      default_type application/json;
+      add_header Docker-Distribution-Api-Version registry/2.0;
+      return 200 "{}";
+    }
+    location ~ ^/v2/.+/manifests/ {
+      types { }
+      default_type application/vnd.oci.image.manifest.v1+json;
+      add_header Docker-Distribution-Api-Version registry/2.0;
+    }
+    location ~ ^/v2/.+/blobs/ { types { } default_type application/octet-stream; }
+"""
+
+
+def _mirror_docker_toml(upstream_url):
+    return (
+        '[docker]\ndefault_upstream = "fixture"\ntag_ttl = "1h"\n\n'
+        '[docker.upstreams.fixture]\nurl = "%s"\n' % upstream_url
+    )
+
+
+def _ceiling_tree(root, layout, oci):
+    """The static tree nginx serves: manifests by tag and digest, and every blob."""
+    repo = os.path.join(root, "v2", oci["repository"])
+    os.makedirs(os.path.join(repo, "manifests"))
+    os.makedirs(os.path.join(repo, "blobs"))
+    blobs = os.path.join(layout, "blobs", "sha256")
+    for name in os.listdir(blobs):
+        fixtures._link(os.path.join(blobs, name), os.path.join(repo, "blobs", "sha256:" + name))
+    for tag, image in oci["images"].items():
+        for ref in (tag, image["manifest_digest"]):
+            with open(os.path.join(repo, "manifests", ref), "wb") as out:
+                out.write(image["manifest"])
+
+
+def skopeo(args, what):
+    """Runs skopeo with a home, auth file and registries configuration of its own."""
+    home = os.path.join(ARGS.work, "skopeo-home")
+    os.makedirs(home, exist_ok=True)
+    registries = os.path.join(home, "registries.conf")
+    open(registries, "w").close()
+    env = _loopback_env()
+    env.update(
+        HOME=home,
+        REGISTRY_AUTH_FILE=os.path.join(home, "auth.json"),
+        CONTAINERS_REGISTRIES_CONF=registries,
+    )
+    return _timed(["skopeo", "--insecure-policy"] + args, ARGS.work, env, what)
+
+
+def skopeo_copy(server, oci, label):
+    """`skopeo copy` of the small image from `server` into a fresh `dir:`; wall time."""
+    image = oci["images"][oci_fixtures.SMALL_TAG]
+    target = os.path.join(ARGS.work, "skopeo-%s-%s" % (server.key, label))
+    shutil.rmtree(target, ignore_errors=True)
+    source = "docker://127.0.0.1:%d/%s:%s" % (server.port, oci["repository"], image["tag"])
+    seconds = skopeo(
+        ["copy", "--quiet", "--src-tls-verify=false", source, "dir:" + target],
+        "skopeo copy via %s (%s)" % (server.label, label),
+    )
+    layer = os.path.join(target, image["layer_digest"].split(":", 1)[1])
+    if not os.path.exists(layer) or os.path.getsize(layer) != image["layer_bytes"]:
+        raise BenchError("skopeo copy via %s did not write the layer" % server.label)
+    shutil.rmtree(target, ignore_errors=True)
+    return seconds
+
+
+def _container_fixture(work):
+    """The fixture registry holding the images (pushed with skopeo), and the nginx front
+    that the caches use as their upstream."""
+    layout = os.path.join(work, "layout")
+    log("generating the container images (the large layers are cached in %s)" % ARGS.cache)
+    oci = oci_fixtures.generate(layout, ARGS.cache)
+    registry = DockerRegistry("fixture", "fixture docker-registry", os.path.join(work, "registry"))
+    registry.start()
+    for tag in oci["images"]:
+        skopeo(
+            ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+             "oci:%s:%s" % (layout, tag),
+             "docker://127.0.0.1:%d/%s:%s" % (registry.port, oci["repository"], tag)],
+            "skopeo push of %s:%s to the fixture registry" % (oci["repository"], tag),
+        )  # fmt: skip
+    cold_file = registry.blob_data(oci["images"][oci_fixtures.COLD_TAG]["layer_digest"])
+    if os.path.getsize(cold_file) != oci["cold_bytes"]:
+        raise BenchError("the fixture registry did not store the cold blob at %s" % cold_file)
+    front_log = os.path.join(work, "front", "access.log")
+    front = Nginx(
+        "upstream", "upstream fixture (nginx in front of docker-registry)",
+        os.path.join(work, "front"), layout, access_log=front_log, workers=1,
+        locations=OCI_FRONT_LOCATIONS % {
+            "registry": registry.port, "cold": oci["cold_blob"], "rate": COLD_UPSTREAM_RATE,
+            "cold_file": cold_file,
+            "cold_digest": oci["images"][oci_fixtures.COLD_TAG]["layer_digest"],
+        },
+    )  # fmt: skip
+    front.start()
+    status, headers, body = http_get(
+        front.port, oci["manifest_path"], {"Accept": DOCKER_MANIFEST_ACCEPT}
+    )
+    if status != 200 or body != oci["images"][oci_fixtures.SMALL_TAG]["manifest"]:
+        raise BenchError("the fixture registry does not serve the pushed manifest (%d)" % status)
+    return oci, layout, registry, front, front_log
+
+
+def container_scenarios(work):
+    """The container group: this mirror, docker-registry in proxy mode and nginx (static
+    files) over one fixture registry; returns the raw results."""
+    oci, layout, registry, front, front_log = _container_fixture(work)
+    ceiling_root = os.path.join(work, "ceiling-root")
+    _ceiling_tree(ceiling_root, layout, oci)
+    ours = Mirror(os.path.join(work, "ours"), ARGS.binary, None, _mirror_docker_toml(front.url()))
+    peer = DockerRegistry(
+        "registry", "docker-registry %s (proxy)" % registry_version(),
+        os.path.join(work, "registry-proxy"), proxy_url=front.url(),
+    )  # fmt: skip
+    nginx = Nginx("nginx", "nginx (ceiling)", os.path.join(work, "nginx"), ceiling_root,
+                  locations=OCI_CEILING_LOCATIONS)  # fmt: skip
+    servers = (ours, peer, nginx)
+    for server in servers:
+        server.start()
+
+    log("containers: skopeo copy, cold then warm")
+    copies = {s.key: {} for s in servers}
+    for server in (ours, peer):
+        copies[server.key]["cold"] = skopeo_copy(server, oci, "cold")
+    for server in servers:
+        copies[server.key]["warm"] = min(skopeo_copy(server, oci, "warm%d" % i) for i in (1, 2, 3))
+
+    log("containers: cold miss")
+    cold = {
+        server.key: _cold(server, oci["cold_blob"], oci["cold_blob"], front_log, oci["cold_bytes"])
+        for server in (ours, peer)
+    }
+    cold["nginx"] = _cold(front, oci["cold_blob"], oci["cold_blob"], front_log, oci["cold_bytes"])
+
+    log("containers: cached requests")
+    rps_rows = _container_rps(servers, oci)
+    bulk_rows = _container_bulk(servers, oci)
+    for server in servers:
+        server.stop()
+    for server in (front, registry):
+        stop(server.proc)
+    return {
+        "oci": {k: v for k, v in oci.items() if k != "images"},
+        "copies": copies,
+        "cold": cold,
+        "rps": rps_rows,
+        "bulk": bulk_rows,
+        "peaks_kib": {s.key: s.overall_peak for s in servers},
+        "versions": {s.key: s.label for s in servers},
+    }
+
+
+def _container_rps(servers, oci):
+    ours, peer, nginx = servers
+    accept = ["Accept: " + DOCKER_MANIFEST_ACCEPT]
+    manifest = oci["images"][oci_fixtures.SMALL_TAG]["manifest"]
+    for server in (ours, peer):
+        _, _, body = warm(server, oci["manifest_path"], {"Accept": DOCKER_MANIFEST_ACCEPT},
+                          want_hit=server is ours)  # fmt: skip
+        if body != manifest:
+            raise BenchError("%s serves other manifest bytes than upstream" % server.label)
+        warm(server, oci["small_blob"], want_hit=server is ours)
+    targets = {s: oci["manifest_path"] for s in servers}
+    rows = [
+        _rps_row("manifest by tag (%d B OCI manifest, docker's Accept header)" % len(manifest),
+                 {s: (path, accept) for s, path in targets.items()}),  # fmt: skip
+        _rps_row("blob, %.0f KB" % (oci["small_blob_bytes"] / 1e3),
+                 {s: (oci["small_blob"], []) for s in servers}, kind="artifact"),  # fmt: skip
+    ]
+    return rows
+
+
+def _container_bulk(servers, oci):
+    ours, peer, nginx = servers
+    path = oci["huge_blob"]
+    fills = {}
+    for server in (ours, peer):
+        log("filling %s with the 1 GiB blob" % server.label)
+        started = time.perf_counter()
+        status, size = http_drain(server.port, path)
+        seconds = time.perf_counter() - started
+        if status != 200 or size != oci["huge_bytes"]:
+            raise BenchError("%s: %s gave %d, %d bytes" % (server.label, path, status, size))
+        fills[server.key] = {"mbps": size / seconds / 1e6, "seconds": seconds}
+        log("  filled in %.1f s (%.0f MB/s)" % (seconds, fills[server.key]["mbps"]))
+    rows = [{"kind": "fill", "name": "1 GiB blob first download (cache fill, one client, "
+             "upstream at full speed)", "results": fills}]  # fmt: skip
+    for clients in (1, CLIENT_CONNECTIONS):
+        name = "1 GiB blob cached, %d client%s" % (clients, "s" if clients > 1 else "")
+        log(name)
+        results = {s.key: throughput(s, path, clients, ARGS.bulk_seconds) for s in servers}
+        rows.append({"kind": "bulk", "name": name, "results": results})
+    return rows
+
+
+def registry_version():
+    try:
+        out = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.split()  # fmt: skip
+        return out[-1] if out else "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
 
 
 # ---------------------------------------------------------------------------------------
@@ -1072,20 +1389,22 @@ class Table:
         self.rows = []
         self.misses = []
 
-    def add(self, section, name, ours, nginx, verdaccio, devpi, r_nginx, r_peer, target, met):
+    def add(self, section, name, ours, nginx, verdaccio, devpi, r_nginx, r_peer, target, met,
+            registry="–"):
         verdict = "–" if met is None else ("met" if met else "**missed**")
         self.rows.append(
-            (section, name, ours, nginx, verdaccio, devpi, r_nginx, r_peer, target, verdict)
-        )
+            (section, name, ours, nginx, verdaccio, devpi, registry, r_nginx, r_peer, target,
+             verdict)
+        )  # fmt: skip
         if met is False:
             self.misses.append("%s: %s" % (section, name))
 
     def markdown(self):
         header = (
             "| scenario | measure | registry-mirror | nginx (ceiling) | Verdaccio | devpi "
-            "| ours/nginx | ours/peer | target | result |"
+            "| docker-registry | ours/nginx | ours/peer | target | result |"
         )
-        lines = [header, "|" + "---|" * 10]
+        lines = [header, "|" + "---|" * 11]
         section = None
         for row in self.rows:
             cells = list(row)
@@ -1113,24 +1432,39 @@ def _rps_cell(result, absent="–"):
     return cell
 
 
-def _cold_rows(table, ecosystem, res):
+PEER_OF = {"npm": "verdaccio", "PyPI": "devpi", "containers": "registry"}
+
+
+def _peer_cells(peer_key, cell):
+    """The three peer columns of a row whose peer is `peer_key`."""
+    return {key: cell if key == peer_key else "–" for key in ("verdaccio", "devpi", "registry")}
+
+
+def _cold_rows(table, ecosystem, res, section="cold miss", what="200 MiB"):
     """The cold-miss rows of one ecosystem; the nginx column is the same 16 clients
     straight at the paced upstream (one upstream request each): the measurement's floor."""
-    peer_key = "verdaccio" if ecosystem == "npm" else "devpi"
+    peer_key = PEER_OF[ecosystem]
     ours_c, peer_c, direct = res["ours"], res[peer_key], res["nginx"]
-    prefix = "%s, 200 MiB, %d clients at once: " % (ecosystem, CLIENT_CONNECTIONS)
+    prefix = "%s, %s, %d clients at once: " % (ecosystem, what, CLIENT_CONNECTIONS)
+    if ecosystem == "containers":
+        prefix = "%s, %d clients at once: " % (what, CLIENT_CONNECTIONS)
 
     def row(measure, fmt, key, target="–", met=None):
-        peer_cell = fmt(peer_c, key)
+        peers = _peer_cells(peer_key, fmt(peer_c, key))
         table.add(
-            "cold miss", prefix + measure, fmt(ours_c, key), fmt(direct, key),
-            peer_cell if peer_key == "verdaccio" else "–",
-            peer_cell if peer_key == "devpi" else "–",
+            section, prefix + measure, fmt(ours_c, key), fmt(direct, key),
+            peers["verdaccio"], peers["devpi"],
             _fmt_ratio(_ratio(ours_c[key], direct[key])) if key != "upstream_requests" else "–",
             _fmt_ratio(_ratio(ours_c[key], peer_c[key])), target, met,
+            registry=peers["registry"],
         )  # fmt: skip
 
     def count(c, key):
+        methods = c.get("upstream_methods") or {}
+        if set(methods) - {"GET"}:  # say which, when a server sends more than GETs
+            return "%s<br>(%s)" % (_fmt_num(c[key]), ", ".join(
+                "%d %s" % (n, m) for m, n in sorted(methods.items())
+            ))  # fmt: skip
         return _fmt_num(c[key])
 
     def lag(c, key):
@@ -1165,9 +1499,18 @@ def _cold_rows(table, ecosystem, res):
     row("peak RSS", rss, "peak_kib", "<64 MiB", ours_c["peak_kib"] < 64 * 1024)
 
 
-def build_table(servers, rps_rows, bulk_rows, cold, clients, peaks, overall_peaks):
-    ours, verdaccio, devpi, nginx = servers
+def build_table(packages, containers):
+    """The table of whichever groups ran: `packages` is _package_rows's arguments (or
+    None), `containers` container_scenarios's results (or None)."""
     table = Table()
+    if packages is not None:
+        _package_rows(table, *packages)
+    if containers is not None:
+        _container_rows(table, containers)
+    return table
+
+
+def _package_rows(table, servers, rps_rows, bulk_rows, cold, clients, peaks, overall_peaks):
     rps_rows = [r for r in rps_rows if r["kind"] == "metadata"] + [
         r for r in rps_rows if r["kind"] != "metadata"
     ]
@@ -1278,6 +1621,8 @@ def build_table(servers, rps_rows, bulk_rows, cold, clients, peaks, overall_peak
         ("npm", "verdaccio", "npm ci, %d packages" % fixtures.NPM_CLIENT_PACKAGES),
         ("pip", "devpi", "pip install, %d wheels" % fixtures.PIP_CLIENT_PROJECTS),
     ):
+        if kind not in clients:
+            continue
         res = clients[kind]
         for phase in ("cold", "warm"):
             def cell(key):
@@ -1292,10 +1637,70 @@ def build_table(servers, rps_rows, bulk_rows, cold, clients, peaks, overall_peak
                       _fmt_ratio(_ratio(ours_s, peer_s)),
                       "faster than peer" if phase == "warm" else "–",
                       ours_s < peer_s if phase == "warm" else None)  # fmt: skip
-    for name in CONTAINER_ROWS:
-        table.add("containers (slot)", name, "not measured yet: the next step (OCI support has just landed)", "–", "–", "–",
-                  "–", "–", "vs docker-registry proxy", None)  # fmt: skip
-    return table
+
+
+def _container_rows(table, res):
+    section = "containers"
+    for row in res["rps"]:
+        cells = row["results"]
+        rps = {k: (v or {}).get("rps") for k, v in cells.items()}
+        r_nginx, r_peer = _ratio(rps["ours"], rps["nginx"]), _ratio(rps["ours"], rps["registry"])
+        met = r_nginx is not None and r_nginx >= 0.7 and r_peer is not None and r_peer >= 3
+        table.add(
+            section, row["name"], _rps_cell(cells["ours"], "timed out"),
+            _rps_cell(cells["nginx"], "timed out"), "–", "–", _fmt_ratio(r_nginx),
+            _fmt_ratio(r_peer), "≥0.7x nginx, ≥3x peer", met,
+            registry=_rps_cell(cells["registry"], "timed out"),
+        )  # fmt: skip
+    for row in res["bulk"]:
+        cells = row["results"]
+
+        def mbps(key):
+            if key not in cells:
+                return "n/a"
+            if row["kind"] == "fill":
+                return "%s MB/s (%.1f s)" % (_fmt_num(cells[key]["mbps"]), cells[key]["seconds"])
+            return "%s MB/s" % _fmt_num(cells[key]["mbps"])
+
+        r_nginx = None if "nginx" not in cells else _ratio(
+            cells["ours"]["mbps"], cells["nginx"]["mbps"]
+        )  # fmt: skip
+        bulk = row["kind"] == "bulk"
+        table.add(
+            section, row["name"], mbps("ours"), mbps("nginx"), "–", "–", _fmt_ratio(r_nginx),
+            _fmt_ratio(_ratio(cells["ours"]["mbps"], cells["registry"]["mbps"])),
+            "≥0.8x nginx" if bulk else "–",
+            (r_nginx is not None and r_nginx >= 0.8) if bulk else None,
+            registry=mbps("registry"),
+        )  # fmt: skip
+    _cold_rows(table, "containers", res["cold"], section, "200 MiB blob")
+    copies = res["copies"]
+    for phase in ("cold", "warm"):
+        def secs(key):
+            value = copies.get(key, {}).get(phase)
+            return "–" if value is None else "%.2f s" % value
+
+        ours_s, peer_s = copies["ours"][phase], copies["registry"][phase]
+        label = "skopeo copy of the image (manifest, config, 25 KB layer), %s%s" % (
+            phase, " mirror" if phase == "cold" else " mirror, best of 3"
+        )
+        table.add(
+            section, label, secs("ours"), secs("nginx"), "–", "–",
+            _fmt_ratio(_ratio(ours_s, copies.get("nginx", {}).get(phase))),
+            _fmt_ratio(_ratio(ours_s, peer_s)),
+            "faster than peer" if phase == "warm" else "–",
+            ours_s < peer_s if phase == "warm" else None, registry=secs("registry"),
+        )  # fmt: skip
+    peaks = res["peaks_kib"]
+
+    def peak(key):
+        return "%s MiB" % _fmt_num(peaks[key] / 1024, 1)
+
+    table.add(
+        section, "peak RSS over the container scenarios (VmHWM)", peak("ours"), peak("nginx"),
+        "–", "–", _fmt_ratio(_ratio(peaks["ours"], peaks["nginx"])),
+        _fmt_ratio(_ratio(peaks["ours"], peaks["registry"])), "–", None, registry=peak("registry"),
+    )  # fmt: skip
 
 
 def write_report(table, context, raw):
@@ -1304,8 +1709,9 @@ def write_report(table, context, raw):
         [
             "# registry-mirror benchmark — %s" % context["date"],
             "",
-            "Command: `%s` (registry-mirror built from `%s`)."
-            % (context["command"], context["revision"]),
+            "Command: `%s` (registry-mirror built from `%s`); scenario groups: %s."
+            % (context["command"], context["revision"],
+               ", ".join(g for g in GROUPS if g in ARGS.only)),
             "",
             "Machine: %s; %s cores; %s; %s. Load average (1, 5, 15 min) %s at start, %s at "
             "end; highest 1-min value sampled every 5 s during the run: %.2f (the harness "
@@ -1320,12 +1726,15 @@ def write_report(table, context, raw):
             "2 threads, about %d s per cell, or 32 requests for a server that needs longer "
             "than that for 32); MB/s from curl processes (%d s budget per cell). Every ratio is "
             "ours / other: above 1 is better for req/s and MB/s, worse for times, latency "
-            "and RSS. The peer is Verdaccio for npm rows and devpi-server for PyPI rows. "
-            "The nginx column serves the same bytes as static files (for metadata, the exact "
-            "bytes this mirror answered); in the cold-miss rows it is the same 16 clients "
+            "and RSS. The peer is Verdaccio for npm rows, devpi-server for PyPI rows and "
+            "Debian's docker-registry (the distribution registry) in proxy mode for container "
+            "rows. The nginx column serves the same bytes as static files (for metadata, the "
+            "exact bytes this mirror answered; for containers, the pushed manifest and blobs "
+            "at the same /v2/ paths); in the cold-miss rows it is the same 16 clients "
             "sent straight to the upstream, which paces the 200 MiB file at %s per "
-            "connection: the floor of that measurement. RSS is the sum over a server's "
-            "processes (nginx: master and workers), from /proc/PID/status."
+            "connection: the floor of that measurement (for containers the upstream is a "
+            "docker-registry behind an nginx that paces and counts). RSS is the sum over a "
+            "server's processes (nginx: master and workers), from /proc/PID/status."
             % (CLIENT_CONNECTIONS, ARGS.duration, ARGS.bulk_seconds, COLD_UPSTREAM_RATE_TEXT),
             "",
             table.markdown(),
@@ -1365,16 +1774,20 @@ def tool_versions():
         except (OSError, IndexError, subprocess.SubprocessError):
             return "?"
 
-    return ", ".join(
-        [
-            first_line(["nginx", "-v"]).replace("nginx version: ", ""),
-            first_line(["h2load", "--version"]),
-            first_line(["curl", "--version"]).split(" (")[0],
+    tools = [
+        first_line(["nginx", "-v"]).replace("nginx version: ", ""),
+        first_line(["h2load", "--version"]),
+        first_line(["curl", "--version"]).split(" (")[0],
+    ]
+    if {"npm", "pypi"} & ARGS.only:
+        tools += [
             "node " + first_line(["node", "--version"]),
             "npm " + first_line(["npm", "--version"]),
             first_line([ARGS.pip_python, "-m", "pip", "--version"]).split(" from ")[0],
         ]
-    )
+    if "containers" in ARGS.only:
+        tools += [first_line(["skopeo", "--version"]), "docker-registry " + registry_version()]
+    return ", ".join(tools)
 
 
 def _mem_total():
@@ -1398,11 +1811,16 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--binary", required=True)
     parser.add_argument("--revision", default="unknown", help="what the binary was built from")
-    parser.add_argument("--verdaccio", required=True, help="verdaccio's bin script")
-    parser.add_argument("--verdaccio-version", required=True)
-    parser.add_argument("--devpi-bin", required=True, help="bin/ of the devpi-server venv")
-    parser.add_argument("--devpi-version", required=True)
-    parser.add_argument("--pip-python", required=True, help="python that runs the pip client")
+    parser.add_argument(
+        "--only", default=",".join(GROUPS), type=_groups,
+        help="comma-separated scenario groups to run, of %s (default: all)" % ", ".join(GROUPS),
+    )  # fmt: skip
+    # The package servers and clients; needed when npm or pypi runs.
+    parser.add_argument("--verdaccio", help="verdaccio's bin script")
+    parser.add_argument("--verdaccio-version")
+    parser.add_argument("--devpi-bin", help="bin/ of the devpi-server venv")
+    parser.add_argument("--devpi-version")
+    parser.add_argument("--pip-python", help="python that runs the pip client")
     parser.add_argument("--work", default=os.path.join(HERE, ".work", "run"))
     parser.add_argument("--cache", default=os.path.join(HERE, ".work", "cache"))
     parser.add_argument("--results", default=os.path.join(HERE, "results"))
@@ -1412,14 +1830,31 @@ def parse_args():
     parser.add_argument("--quiet-wait", type=float, default=180.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--command", default="bench/run.sh")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if {"npm", "pypi"} & args.only:
+        for name in ("verdaccio", "verdaccio_version", "devpi_bin", "devpi_version", "pip_python"):
+            if getattr(args, name) is None:
+                parser.error("--%s is needed for the npm and pypi groups" % name.replace("_", "-"))
+    return args
+
+
+def _groups(text):
+    groups = {g.strip().lower() for g in text.split(",") if g.strip()}
+    unknown = groups - set(GROUPS)
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(
+            "unknown group(s) %s; choose from %s" % (", ".join(sorted(unknown)) or "(none)",
+                                                    ", ".join(GROUPS))
+        )  # fmt: skip
+    return groups
 
 
 def main():
     global ARGS
     ARGS = parse_args()
     for name in ("binary", "verdaccio", "devpi_bin", "pip_python", "work", "cache", "results"):
-        setattr(ARGS, name, os.path.abspath(getattr(ARGS, name)))
+        if getattr(ARGS, name) is not None:
+            setattr(ARGS, name, os.path.abspath(getattr(ARGS, name)))
     atexit.register(stop_all)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
@@ -1444,14 +1879,39 @@ def main():
     raw["context"]["load_max"] = max(LOAD_SAMPLES, default=float("nan"))
     others = (machine_busy_seconds() - busy_start) - (own_cpu_seconds() - own_start)
     raw["context"]["others_cores"] = max(0.0, others) / (time.time() - wall_start)
-    table = build_table(*raw.pop("table_args"))
+    table = build_table(raw.pop("table_args"), raw.get("containers"))
     text = write_report(table, raw["context"], raw)
     print(text)
     log("written %s" % os.path.join(ARGS.results, "latest.md"))
 
 
 def run():
-    work = ARGS.work
+    raw = {"table_args": None, "context": {}}
+    versions = {}
+    if {"npm", "pypi"} & ARGS.only:
+        raw.update(run_packages(ARGS.work, ARGS.only))
+        versions.update(raw["context"].pop("versions"))
+    if "containers" in ARGS.only:
+        log("containers: this mirror, docker-registry in proxy mode and nginx")
+        raw["containers"] = container_scenarios(os.path.join(ARGS.work, "containers"))
+        versions.update(raw["containers"]["versions"])
+    raw["context"] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": ARGS.command,
+        "revision": ARGS.revision,
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "memory": _mem_total(),
+        "kernel": "Linux " + platform.release(),
+        "tools": tool_versions(),
+        "versions": versions,
+    }
+    return raw
+
+
+def run_packages(work, groups):
+    """The npm and PyPI groups (`groups` says which of the two run their scenarios; the
+    four package servers start for either)."""
     upstream = Nginx("upstream", "upstream fixture (nginx)", os.path.join(work, "upstream"),
                      os.path.join(work, "fixture", "root"),
                      access_log=os.path.join(work, "upstream", "access.log"), workers=1)  # fmt: skip
@@ -1480,24 +1940,19 @@ def run():
         server.after_start()
 
     log("real clients: cold, then warm")
-    clients = client_scenarios(servers, manifest)
+    clients = client_scenarios(servers, manifest, groups)
 
     log("cold misses")
     cold = cold_scenarios(
-        servers, upstream, manifest, os.path.join(work, "upstream", "access.log")
+        servers, upstream, manifest, os.path.join(work, "upstream", "access.log"), groups
     )
 
     for server in servers:
         server.reset_peak()
     log("cached requests")
-    rps_rows = cached_scenarios(servers, manifest, ceiling_root)
-    bulk_rows = huge_scenarios(servers, manifest)
+    rps_rows = cached_scenarios(servers, manifest, ceiling_root, groups)
+    bulk_rows = huge_scenarios(servers, manifest, groups)
     peaks = {s.key: s.peak_kib() for s in servers}
-
-    # Containers: the slot for OCI (/v2/), the next step. Start Debian's docker-registry
-    # twice (an OCI fixture upstream, and the peer in proxy mode over it) and add, here, a
-    # manifest by tag (cached metadata), a 1 GiB blob (1 and 16 clients), the 200 MiB cold
-    # blob and a real skopeo copy; the table already has their rows (CONTAINER_ROWS).
 
     log("restarting each server with its populated data directory")
     for server in servers:
@@ -1507,19 +1962,8 @@ def run():
         server.stop()
     overall = {s.key: s.overall_peak for s in servers}
 
-    context = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": ARGS.command,
-        "revision": ARGS.revision,
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "memory": _mem_total(),
-        "kernel": "Linux " + platform.release(),
-        "tools": tool_versions(),
-        "versions": {s.key: s.label for s in servers},
-    }
     return {
-        "context": context,
+        "context": {"versions": {s.key: s.label for s in servers}},
         "manifest": manifest,
         "starts": {s.key: s.starts for s in servers},
         "clients": clients,
