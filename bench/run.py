@@ -1311,7 +1311,7 @@ def container_scenarios(work):
 
 
 def _container_rps(servers, oci):
-    ours, peer, nginx = servers
+    ours, peer, _ = servers
     accept = ["Accept: " + DOCKER_MANIFEST_ACCEPT]
     manifest = oci["images"][oci_fixtures.SMALL_TAG]["manifest"]
     for server in (ours, peer):
@@ -1320,18 +1320,16 @@ def _container_rps(servers, oci):
         if body != manifest:
             raise BenchError("%s serves other manifest bytes than upstream" % server.label)
         warm(server, oci["small_blob"], want_hit=server is ours)
-    targets = {s: oci["manifest_path"] for s in servers}
-    rows = [
+    return [
         _rps_row("manifest by tag (%d B OCI manifest, docker's Accept header)" % len(manifest),
-                 {s: (path, accept) for s, path in targets.items()}),  # fmt: skip
+                 {s: (oci["manifest_path"], accept) for s in servers}),  # fmt: skip
         _rps_row("blob, %.0f KB" % (oci["small_blob_bytes"] / 1e3),
                  {s: (oci["small_blob"], []) for s in servers}, kind="artifact"),  # fmt: skip
     ]
-    return rows
 
 
 def _container_bulk(servers, oci):
-    ours, peer, nginx = servers
+    ours, peer, _ = servers
     path = oci["huge_blob"]
     fills = {}
     for server in (ours, peer):
