@@ -29,6 +29,9 @@ pub(crate) struct Config {
     pub(crate) header_read_timeout: Duration,
     /// Client connections served at once.
     pub(crate) max_connections: usize,
+    /// Bytes of small, recently served blobs (up to 1 MiB each) kept in memory; 0 turns
+    /// the memory cache off.
+    pub(crate) memory_cache_bytes: u64,
     pub(crate) npm: NpmConfig,
     pub(crate) pypi: PypiConfig,
     /// Container image upstreams and tag freshness.
@@ -55,6 +58,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            memory_cache_bytes: 32 * 1024 * 1024,
             npm: NpmConfig::default(),
             pypi: PypiConfig::default(),
             docker: DockerConfig::default(),

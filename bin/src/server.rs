@@ -10,7 +10,10 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, StatusCode};
 use mirror_core::auth::Auth;
-use mirror_core::{Cache, FsBlobStore, RedbMetadataStore};
+use mirror_core::{BlobStore, Cache, FsBlobStore, HotBlobs, RedbMetadataStore};
+
+/// Largest blob the in-memory cache holds: package documents and small artifacts.
+const MEMORY_CACHE_MAX_ENTRY: u64 = 1024 * 1024;
 use mirror_docker::DockerMirror;
 use mirror_npm::NpmMirror;
 use mirror_pypi::PypiMirror;
@@ -63,7 +66,16 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
     let spool = dir.join("spool");
     std::fs::create_dir_all(&spool)
         .map_err(|err| StartError::DataDir(dir.display().to_string(), err))?;
-    let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
+    let disk: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
+    let blobs: Arc<dyn BlobStore> = if config.memory_cache_bytes == 0 {
+        disk
+    } else {
+        Arc::new(HotBlobs::new(
+            disk,
+            config.memory_cache_bytes,
+            MEMORY_CACHE_MAX_ENTRY,
+        ))
+    };
     let metadata = open_metadata(config)?;
     let auth = Auth::new(metadata.clone(), config.auth.clone());
     let cache = Cache::builder(blobs, metadata)

@@ -39,6 +39,7 @@ mod clock;
 pub mod digest;
 mod error;
 pub mod http_util;
+pub mod memo;
 mod storage;
 mod upstream;
 
@@ -52,8 +53,8 @@ pub use crate::digest::{Algorithm, Digest};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::storage::{
     check_precondition, put_bytes, read_to_bytes, BlobInfo, BlobRead, BlobStore, BlobWriter,
-    ByteStream, Expected, FsBlobStore, MemoryBlobStore, MemoryMetadataStore, MetadataStore,
-    Precondition, Record, RedbMetadataStore, WriteVerifier,
+    ByteStream, Expected, FsBlobStore, HotBlobs, MemoryBlobStore, MemoryMetadataStore,
+    MetadataStore, Precondition, Record, RedbMetadataStore, WriteVerifier,
 };
 pub use crate::upstream::{
     Credentials, HttpUpstream, HttpUpstreamBuilder, Upstream, UpstreamRequest, UpstreamResponse,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use mirror_core::http_util::wants_revalidation;
+use mirror_core::memo::Memo;
 use mirror_core::{
     body, Body, BoxError, ByteStream, Cache, CacheStatus, HttpUpstream, Upstream,
     CACHE_STATUS_HEADER,
@@ -55,7 +56,12 @@ struct Inner {
     config: DockerConfig,
     /// Serialises revalidation of one tag or tag list.
     locks: KeyedLocks,
+    /// Pull-through records as last read or written, so that a hit costs no store read.
+    records: Memo<Bytes>,
 }
+
+/// Pull-through records kept in memory.
+const RECORD_MEMO_CAPACITY: usize = 16_384;
 
 impl DockerMirror {
     /// A mirror of the upstreams in `config`, reached over HTTP(S) with the registry token
@@ -93,6 +99,7 @@ impl DockerMirror {
             upstreams,
             config,
             locks: KeyedLocks::default(),
+            records: Memo::new(RECORD_MEMO_CAPACITY),
         };
         Ok(DockerMirror {
             inner: Arc::new(inner),
@@ -239,11 +246,20 @@ impl Inner {
         u64::try_from(self.config.tag_ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// A pull-through record (a tag, a tag list), from memory when this process read or
+    /// wrote it before: only this service writes them.
     async fn load_record<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let Some(record) = self.cache.metadata().get(key).await? else {
-            return Ok(None);
+        let value = match self.records.get(key) {
+            Some(value) => value,
+            None => {
+                let Some(record) = self.cache.metadata().get(key).await? else {
+                    return Ok(None);
+                };
+                self.records.insert(key, record.value.clone());
+                record.value
+            }
         };
-        match serde_json::from_slice(&record.value) {
+        match serde_json::from_slice(&value) {
             Ok(value) => Ok(Some(value)),
             Err(err) => {
                 tracing::warn!(key, error = %err, "unreadable record, refetching");
@@ -253,10 +269,21 @@ impl Inner {
     }
 
     async fn save_record<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(mirror_core::Error::storage)?;
+        let bytes = Bytes::from(serde_json::to_vec(value).map_err(mirror_core::Error::storage)?);
+        self.records.remove(key);
         self.cache
             .metadata()
-            .put(key, bytes.into(), mirror_core::Precondition::None)
+            .put(key, bytes.clone(), mirror_core::Precondition::None)
+            .await?;
+        self.records.insert(key, bytes);
+        Ok(())
+    }
+
+    async fn delete_record(&self, key: &str) -> Result<()> {
+        self.records.remove(key);
+        self.cache
+            .metadata()
+            .delete(key, mirror_core::Precondition::None)
             .await?;
         Ok(())
     }

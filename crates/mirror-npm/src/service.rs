@@ -13,6 +13,7 @@ use mirror_core::auth::{Action, Auth, Identity};
 use mirror_core::http_util::{
     base_url, content_range, if_none_match, parse_range, wants_revalidation,
 };
+use mirror_core::memo::Memo;
 use mirror_core::{
     body, put_bytes, read_to_bytes, Algorithm, Body, BoxError, Cache, CacheStatus, Digest,
     Expected, FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest,
@@ -33,6 +34,8 @@ use crate::packument::BASE_SENTINEL;
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 /// Packument transforms allowed at once; each holds a few copies of a document in memory.
 const CONCURRENT_TRANSFORMS: usize = 2;
+/// Derived records kept in memory (a few hundred bytes each).
+const DERIVED_MEMO_CAPACITY: usize = 8192;
 
 type Result<T, E = NpmError> = std::result::Result<T, E>;
 
@@ -53,6 +56,8 @@ struct Inner {
     upstream_base: Url,
     config: NpmConfig,
     transforms: Semaphore,
+    /// Derived records by key, checked against the source digest before use.
+    derived_memo: Memo<DerivedRecord>,
     auth: Option<Auth>,
 }
 
@@ -96,6 +101,7 @@ impl NpmMirror {
             upstream_base,
             config,
             transforms,
+            derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
             auth: None,
         };
         Ok(NpmMirror {
@@ -113,6 +119,7 @@ impl NpmMirror {
             upstream_base: inner.upstream_base.clone(),
             config: inner.config.clone(),
             transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+            derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
             auth: Some(auth),
         };
         NpmMirror {
@@ -317,15 +324,30 @@ impl Inner {
             .metadata()
             .put(&key, value.into(), Precondition::None)
             .await?;
+        self.derived_memo.insert(&key, record.clone());
         Ok((status, record))
     }
 
     async fn load_derived(&self, key: &str, source: &Digest) -> Result<Option<DerivedRecord>> {
+        if let Some(record) = self.derived_memo.get(key) {
+            if self.derived_current(&record, source) {
+                return Ok(Some(record));
+            }
+        }
         let Some(record) = self.cache.metadata().get(key).await? else {
             return Ok(None);
         };
         let record: Option<DerivedRecord> = serde_json::from_slice(&record.value).ok();
-        Ok(record.filter(|r| &r.source == source))
+        let record = record.filter(|r| self.derived_current(r, source));
+        if let Some(record) = &record {
+            self.derived_memo.insert(key, record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Whether a derived record was made from the stored packument `source`.
+    fn derived_current(&self, record: &DerivedRecord, source: &Digest) -> bool {
+        &record.source == source
     }
 
     async fn transform(&self, name: &PackageName, source: &Digest) -> Result<DerivedRecord> {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use mirror_core::auth::{Auth, Identity};
 use mirror_core::http_util::{base_url, wants_revalidation};
+use mirror_core::memo::Memo;
 use mirror_core::{
     put_bytes, read_to_bytes, Body, BoxError, Cache, CacheEntry, CacheStatus, Digest, Expected,
     FetchSpec, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
@@ -36,6 +37,8 @@ const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
      application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
 /// Page transforms allowed at once; each holds a few copies of a page in memory.
 const CONCURRENT_TRANSFORMS: usize = 2;
+/// Derived records kept in memory (a few hundred bytes each).
+const DERIVED_MEMO_CAPACITY: usize = 8192;
 /// Bumped when what a page is derived into changes, so records from older code are redone.
 const DERIVE_VERSION: u32 = 1;
 
@@ -63,6 +66,8 @@ struct Inner {
     origins: AllowedOrigins,
     config: PypiConfig,
     transforms: Semaphore,
+    /// Derived records by key, checked against the source digest before use.
+    derived_memo: Memo<DerivedRecord>,
     auth: Option<Auth>,
 }
 
@@ -134,6 +139,7 @@ impl PypiMirror {
                 origins,
                 config,
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+                derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
                 auth: None,
             }),
         })
@@ -154,6 +160,7 @@ impl PypiMirror {
                 origins: inner.origins.clone(),
                 config: inner.config.clone(),
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
+                derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
                 auth: Some(auth),
             }),
         }
@@ -406,16 +413,31 @@ impl Inner {
             .metadata()
             .put(key, value.into(), Precondition::None)
             .await?;
+        self.derived_memo.insert(key, record.clone());
         Ok(record)
     }
 
     async fn load_derived(&self, key: &str, source: &Digest) -> Result<Option<DerivedRecord>> {
+        if let Some(record) = self.derived_memo.get(key) {
+            if self.derived_current(&record, source) {
+                return Ok(Some(record));
+            }
+        }
         let Some(record) = self.cache.metadata().get(key).await? else {
             return Ok(None);
         };
         let record: Option<DerivedRecord> = serde_json::from_slice(&record.value).ok();
-        let context = self.context();
-        Ok(record.filter(|r| &r.source == source && r.context == context))
+        let record = record.filter(|r| self.derived_current(r, source));
+        if let Some(record) = &record {
+            self.derived_memo.insert(key, record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Whether a derived record was made from the stored page `source` in this service's
+    /// configuration.
+    fn derived_current(&self, record: &DerivedRecord, source: &Digest) -> bool {
+        &record.source == source && record.context == self.context()
     }
 
     /// Names what a derived record depends on besides the upstream page.

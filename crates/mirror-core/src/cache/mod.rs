@@ -298,6 +298,7 @@ impl CacheBuilder {
                 clock: self.clock,
                 flights: Mutex::new(HashMap::new()),
                 failed_revalidations: Mutex::new(HashMap::new()),
+                recent_records: Mutex::new(HashMap::new()),
                 metrics: CacheMetrics::default(),
             }),
         }
@@ -321,8 +322,18 @@ struct Inner {
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     /// Keys whose last revalidation failed, with when it failed (ms since the epoch).
     failed_revalidations: Mutex<HashMap<String, u64>>,
+    /// Records read or written moments ago, with when (ms since the epoch), so that a burst
+    /// of hits on one key reads the metadata store once.
+    recent_records: Mutex<HashMap<String, (u64, StoredRecord)>>,
     metrics: CacheMetrics,
 }
+
+/// How long a record read from the metadata store is reused without reading it again. Only
+/// this engine writes cache records and it updates the copy when it does; the bound is for
+/// another process or engine sharing the store.
+const RECORD_REUSE_MS: u64 = 1_000;
+/// Records remembered at most; the memory is dropped whole when it fills up.
+const RECENT_RECORDS_MAX: usize = 16_384;
 
 /// What the stored record says before any upstream call.
 enum Decision {
@@ -536,11 +547,17 @@ fn record_key(key: &str) -> String {
 
 impl Inner {
     async fn load(&self, key: &str) -> Result<Option<StoredRecord>> {
+        if let Some(record) = self.recent_record(key) {
+            return Ok(Some(record));
+        }
         let Some(record) = self.metadata.get(&record_key(key)).await? else {
             return Ok(None);
         };
-        match serde_json::from_slice(&record.value) {
-            Ok(stored) => Ok(Some(stored)),
+        match serde_json::from_slice::<StoredRecord>(&record.value) {
+            Ok(stored) => {
+                self.remember_record(key, &stored);
+                Ok(Some(stored))
+            }
             Err(err) => {
                 tracing::warn!(key, error = %err, "unreadable cache record, refetching");
                 Ok(None)
@@ -550,10 +567,38 @@ impl Inner {
 
     async fn save(&self, key: &str, record: &StoredRecord) -> Result<()> {
         let value = serde_json::to_vec(record).map_err(Error::storage)?;
+        // Forget the old copy first: should the write fail, the store is what counts.
+        self.recent_records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
         self.metadata
             .put(&record_key(key), value.into(), Precondition::None)
             .await?;
+        self.remember_record(key, record);
         Ok(())
+    }
+
+    fn recent_record(&self, key: &str) -> Option<StoredRecord> {
+        let now = self.clock.now_millis();
+        let recent = self
+            .recent_records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (at, record) = recent.get(key)?;
+        (now.saturating_sub(*at) < RECORD_REUSE_MS).then(|| record.clone())
+    }
+
+    fn remember_record(&self, key: &str, record: &StoredRecord) {
+        let now = self.clock.now_millis();
+        let mut recent = self
+            .recent_records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recent.len() >= RECENT_RECORDS_MAX && !recent.contains_key(key) {
+            recent.clear();
+        }
+        recent.insert(key.to_owned(), (now, record.clone()));
     }
 
     fn is_fresh(&self, fetched_at: u64, ttl: Duration) -> bool {

@@ -7,7 +7,7 @@
 //! files are swept when the store opens.
 
 use std::fs::File;
-use std::io::{self, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -83,25 +83,24 @@ impl BlobStore for FsBlobStore {
 
     async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<BlobRead> {
         let path = self.path_of(digest)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(err) => return Err(err.into()),
+        // One trip to the blocking pool opens, measures and, for a small read, reads it all.
+        let opened = tokio::task::spawn_blocking(move || open_range(&path, range))
+            .await
+            .map_err(Error::storage)??;
+        let stream = match opened.body {
+            Opened::Whole(bytes) => futures_util::stream::once(async move { Ok(bytes) }).boxed(),
+            Opened::File(file) => {
+                let reader =
+                    tokio::fs::File::from_std(file).take(opened.range.end - opened.range.start);
+                ReaderStream::with_capacity(reader, READ_CHUNK)
+                    .map(|r| r.map_err(Error::Io))
+                    .boxed()
+            }
         };
-        let size = file.metadata().await?.len();
-        let range = range.unwrap_or(0..size);
-        if range.start > range.end || range.end > size {
-            return Err(Error::RangeNotSatisfiable { size });
-        }
-        if range.start > 0 {
-            tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(range.start)).await?;
-        }
-        let reader = file.take(range.end - range.start);
-        let stream = ReaderStream::with_capacity(reader, READ_CHUNK).map(|r| r.map_err(Error::Io));
         Ok(BlobRead {
-            size,
-            range,
-            stream: stream.boxed(),
+            size: opened.size,
+            range: opened.range,
+            stream,
         })
     }
 
@@ -176,6 +175,46 @@ impl BlobWriter for FsBlobWriter {
             .map_err(Error::storage)??;
         Ok(info)
     }
+}
+
+/// A blob opened for reading: its size, the range to serve and how to serve it.
+struct OpenedBlob {
+    size: u64,
+    range: Range<u64>,
+    body: Opened,
+}
+
+enum Opened {
+    /// A read of at most one chunk, done at once.
+    Whole(Bytes),
+    /// A larger read, positioned at the range's start.
+    File(File),
+}
+
+fn open_range(path: &Path, range: Option<Range<u64>>) -> Result<OpenedBlob> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound),
+        Err(err) => return Err(err.into()),
+    };
+    let size = file.metadata()?.len();
+    let range = range.unwrap_or(0..size);
+    if range.start > range.end || range.end > size {
+        return Err(Error::RangeNotSatisfiable { size });
+    }
+    if range.start > 0 {
+        file.seek(SeekFrom::Start(range.start))?;
+    }
+    let len = range.end - range.start;
+    let body = if len <= READ_CHUNK as u64 {
+        // At most READ_CHUNK, so it fits a usize.
+        let mut buf = vec![0; len as usize];
+        file.read_exact(&mut buf)?;
+        Opened::Whole(Bytes::from(buf))
+    } else {
+        Opened::File(file)
+    };
+    Ok(OpenedBlob { size, range, body })
 }
 
 fn sweep_stale_temp_files(tmp: &Path) -> Result<()> {

@@ -10,6 +10,7 @@
 //! Neither trait mentions a local path: an object-store backend can implement both.
 
 mod fs;
+mod hot;
 mod memory;
 mod redb_store;
 
@@ -24,6 +25,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 
 pub use self::fs::FsBlobStore;
+pub use self::hot::HotBlobs;
 pub use self::memory::{MemoryBlobStore, MemoryMetadataStore};
 pub use self::redb_store::RedbMetadataStore;
 

@@ -110,7 +110,12 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Response<Body>> {
         let key = format!("{}/tag/{}:{tag}", key_prefix(selected), selected.repo);
+        let record: Option<TagRecord> = self.load_record(&key).await?;
+        if let Some(manifest) = self.trusted(selected, record.as_ref(), ask).await? {
+            return self.manifest_response(manifest, ask, true).await;
+        }
         let _revalidating = self.locks.lock(&key).await;
+        // Another request may have revalidated the tag while this one waited.
         let record: Option<TagRecord> = self.load_record(&key).await?;
         if let Some(manifest) = self.trusted(selected, record.as_ref(), ask).await? {
             return self.manifest_response(manifest, ask, true).await;
@@ -179,10 +184,7 @@ impl Inner {
         let digest = match self.head_tag(selected, tag).await {
             Ok(digest) => digest,
             Err(err @ DockerError::ManifestUnknown(_)) => {
-                self.cache
-                    .metadata()
-                    .delete(key, mirror_core::Precondition::None)
-                    .await?;
+                self.delete_record(key).await?;
                 return Err(err);
             }
             Err(err) => return Err(err),
