@@ -97,7 +97,8 @@ impl BlobStore for FsBlobStore {
             tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(range.start)).await?;
         }
         let reader = file.take(range.end - range.start);
-        let stream = ReaderStream::with_capacity(reader, READ_CHUNK).map(|r| r.map_err(Error::Io));
+        let stream =
+            ReaderStream::with_capacity(reader, READ_CHUNK).map(|r| r.map_err(Error::from));
         Ok(BlobRead {
             size,
             range,
@@ -196,7 +197,7 @@ fn persist(file: tempfile::NamedTempFile, target: &Path, sync: bool) -> Result<(
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    file.persist(target).map_err(|err| Error::Io(err.error))?;
+    file.persist(target).map_err(|err| Error::from(err.error))?;
     if sync {
         if let Some(dir) = target.parent() {
             File::open(dir)?.sync_all()?;
