@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 /// Limits on client connections.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +59,10 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // Tells connections still waiting for their first byte that the server is stopping:
+    // they hold a graceful-shutdown watcher, which would otherwise keep the stop waiting
+    // for their timeout.
+    let (stopping, stop_signal) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(stop);
 
@@ -89,8 +93,13 @@ pub(crate) async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let mut stop_signal = stop_signal.clone();
         tokio::spawn(async move {
-            if first_byte_within(&stream, limits.header_read_timeout).await {
+            let spoke = tokio::select! {
+                spoke = first_byte_within(&stream, limits.header_read_timeout) => spoke,
+                _ = stop_signal.wait_for(|stopping| *stopping) => false,
+            };
+            if spoke {
                 let connection =
                     builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 if let Err(err) = watcher.watch(connection.into_owned()).await {
@@ -104,8 +113,7 @@ pub(crate) async fn serve(
     }
 
     drop(listener);
-    // Connections still waiting for their first byte are not watched: they end with the
-    // process, as they have no request in flight.
+    stopping.send_replace(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
@@ -153,6 +161,35 @@ mod tests {
         let mut read = [0u8; 1];
         server.read_exact(&mut read).await.unwrap();
         assert_eq!(&read, b"G");
+    }
+
+    #[tokio::test]
+    async fn a_stop_does_not_wait_for_silent_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Router::new(), limits, async {
+            let _ = stopped.await;
+        }));
+        let _silent = TcpStream::connect(address).await.unwrap();
+        // Accepted in order: once a later connection is answered, the silent one is in.
+        let mut later = TcpStream::connect(address).await.unwrap();
+        later
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        later.read_to_end(&mut Vec::new()).await.unwrap();
+
+        stop.send(()).unwrap();
+        let finished = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(
+            finished.is_ok(),
+            "the stop waited for a connection that sent nothing"
+        );
     }
 
     #[tokio::test]

@@ -500,7 +500,8 @@ async fn pypi_upload_cut_off_mid_upload_publishes_nothing() {
         .await;
         assert!(
             !answer.starts_with("HTTP/1.1 2"),
-            "an upload missing its last bytes must not succeed: {answer}"
+            "an upload cut after {sent} of {} bytes must not succeed: {answer}",
+            form.len()
         );
         let page = get(&client, &server, "/pypi/simple/half-uploaded/", &[]).await;
         assert_eq!(
