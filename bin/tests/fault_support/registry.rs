@@ -155,6 +155,33 @@ pub(crate) fn oci_blob(name: &str, len: usize) -> Artifact {
     }
 }
 
+/// Publishes an OCI image manifest tagged `latest` in repository `fault/<name>`; returns the
+/// upstream path of the tag and the manifest's bytes.
+pub(crate) fn oci_tag(upstream: &FaultyUpstream, name: &str) -> (String, Bytes) {
+    let config = noise(512, seed_of(name));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", hex::encode(Sha256::digest(&config))),
+            "size": config.len(),
+        },
+        "layers": [],
+    });
+    let body = Bytes::from(manifest.to_string());
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+    let tag = format!("/v2/fault/{name}/manifests/latest");
+    for path in [tag.clone(), format!("/v2/fault/{name}/manifests/{digest}")] {
+        let behaviour = Behaviour::Manifest {
+            body: body.clone(),
+            digest: digest.clone(),
+        };
+        upstream.set(&path, behaviour);
+    }
+    (tag, body)
+}
+
 /// Small and big artifacts of every ecosystem, named after `case`.
 pub(crate) fn every_kind(upstream: &FaultyUpstream, case: &str) -> Vec<Artifact> {
     let mut artifacts = Vec::new();

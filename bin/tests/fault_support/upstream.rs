@@ -42,6 +42,8 @@ pub(crate) enum Behaviour {
     StallMidBody { body: Bytes, sent: usize },
     /// Answers this status with a short body (500, 429, ...).
     Status(u16),
+    /// 200 with an OCI manifest and its `Docker-Content-Digest`; a HEAD gets the head alone.
+    Manifest { body: Bytes, digest: String },
 }
 
 impl Behaviour {
@@ -140,6 +142,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 
 /// The parts of a request the fixture looks at.
 struct Head {
+    method: String,
     path: String,
     if_none_match: Option<String>,
 }
@@ -210,6 +213,17 @@ async fn respond(
             Ok(())
         }
         Some(Behaviour::Status(status)) => write_status(stream, status).await,
+        Some(Behaviour::Manifest { body, digest }) => {
+            let extra = format!(
+                "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                 Docker-Content-Digest: {digest}\r\n"
+            );
+            write_head(stream, 200, body.len() as u64, &extra).await?;
+            if head.method == "HEAD" {
+                return Ok(());
+            }
+            stream.write_all(&body).await
+        }
     }
 }
 
@@ -245,13 +259,16 @@ async fn read_head(stream: &mut TcpStream) -> Option<Head> {
     }
     let text = String::from_utf8_lossy(&buf);
     let mut lines = text.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
     let if_none_match = lines.find_map(|line| {
         let (name, value) = line.split_once(':')?;
         name.eq_ignore_ascii_case("if-none-match")
             .then(|| value.trim().to_owned())
     });
     Some(Head {
+        method,
         path,
         if_none_match,
     })
