@@ -38,8 +38,7 @@ struct Fault {
 }
 
 /// Requests every artifact of every fault while upstream misbehaves, then with upstream
-/// repaired: each must be fetched afresh (a MISS that reaches upstream), served whole and
-/// right, and then served from the cache.
+/// repaired; returns what the client saw during the fault.
 async fn refused_then_fetched_afresh(faults: &[Fault]) -> Vec<(Artifact, Result<Answer, String>)> {
     let upstream = FaultyUpstream::start().await;
     let server = Server::start(
@@ -47,7 +46,6 @@ async fn refused_then_fetched_afresh(faults: &[Fault]) -> Vec<(Artifact, Result<
         Disk::Unlimited,
     )
     .await;
-    let client = client();
     let mut cases = Vec::new();
     for fault in faults {
         for artifact in every_kind(&upstream, fault.case) {
@@ -56,12 +54,29 @@ async fn refused_then_fetched_afresh(faults: &[Fault]) -> Vec<(Artifact, Result<
         }
     }
 
-    let answers = join_all(
-        cases
-            .iter()
-            .map(|(artifact, _)| attempt(&client, &server, &artifact.mirror_path, &[])),
-    )
-    .await;
+    let answers = assert_all_refused(&upstream, &server, &cases).await;
+    for (artifact, _) in &cases {
+        upstream.set(&artifact.upstream_path, Behaviour::serve(&artifact.bytes));
+        assert_fetched_afresh(&upstream, &server, artifact).await;
+    }
+    store::assert_consistent(&server.data_dir()).await;
+
+    let artifacts = cases.into_iter().map(|(artifact, _)| artifact);
+    artifacts.zip(answers).collect()
+}
+
+/// Asks for every artifact at once; each must be refused, and nothing wrong kept.
+async fn assert_all_refused(
+    upstream: &FaultyUpstream,
+    server: &Server,
+    cases: &[(Artifact, &[StatusCode])],
+) -> Vec<Result<Answer, String>> {
+    let client = client();
+    let requests = cases
+        .iter()
+        .map(|(artifact, _)| attempt(&client, server, &artifact.mirror_path, &[]));
+    let answers = join_all(requests).await;
+
     for ((artifact, statuses), answer) in cases.iter().zip(&answers) {
         assert_refused(answer, artifact, statuses);
         assert!(
@@ -71,28 +86,25 @@ async fn refused_then_fetched_afresh(faults: &[Fault]) -> Vec<(Artifact, Result<
         );
     }
     store::assert_consistent(&server.data_dir()).await;
+    answers
+}
 
-    for (artifact, _) in &cases {
-        let before = upstream.requests(&artifact.upstream_path);
-        upstream.set(&artifact.upstream_path, Behaviour::serve(&artifact.bytes));
-        let fresh = get(&client, &server, &artifact.mirror_path, &[]).await;
-        assert_served(&fresh, artifact, "MISS");
-        assert_eq!(
-            upstream.requests(&artifact.upstream_path),
-            before + 1,
-            "{}: the failed fetch must not count as cached",
-            artifact.label
-        );
-        let cached = get(&client, &server, &artifact.mirror_path, &[]).await;
-        assert_served(&cached, artifact, "HIT");
-    }
-    store::assert_consistent(&server.data_dir()).await;
+/// With upstream repaired, the artifact is fetched afresh (a MISS that reaches upstream),
+/// served whole and right, and then served from the cache.
+async fn assert_fetched_afresh(upstream: &FaultyUpstream, server: &Server, artifact: &Artifact) {
+    let client = client();
+    let before = upstream.requests(&artifact.upstream_path);
+    let fresh = get(&client, server, &artifact.mirror_path, &[]).await;
+    assert_served(&fresh, artifact, "MISS");
+    assert_eq!(
+        upstream.requests(&artifact.upstream_path),
+        before + 1,
+        "{}: the failed fetch must not count as cached",
+        artifact.label
+    );
 
-    cases
-        .into_iter()
-        .map(|(artifact, _)| artifact)
-        .zip(answers)
-        .collect()
+    let cached = get(&client, server, &artifact.mirror_path, &[]).await;
+    assert_served(&cached, artifact, "HIT");
 }
 
 const BAD_GATEWAY: &[StatusCode] = &[StatusCode::BAD_GATEWAY];
@@ -322,10 +334,7 @@ async fn disk_full_mid_download_fails_clearly_and_recovers_when_space_returns() 
 
     std::fs::remove_file(&filler).expect("free the disk");
     for artifact in &artifacts {
-        let fresh = get(&client, &server, &artifact.mirror_path, &[]).await;
-        assert_served(&fresh, artifact, "MISS");
-        let cached = get(&client, &server, &artifact.mirror_path, &[]).await;
-        assert_served(&cached, artifact, "HIT");
+        assert_fetched_afresh(&upstream, &server, artifact).await;
     }
     store::assert_consistent(&data_dir).await;
 }
@@ -609,6 +618,7 @@ async fn two_thousand_idle_and_trickling_connections_do_not_starve_others() {
         2 * EACH
     );
 
+    let mut latest_close = Duration::ZERO;
     for (manner, mut crowd) in crowds {
         while let Some(closed) = crowd.join_next().await {
             let closed = closed.expect("a crowd task");
@@ -620,8 +630,10 @@ async fn two_thousand_idle_and_trickling_connections_do_not_starve_others() {
                 "a {manner:?} connection was closed only after {after:?}, \
                  with a header read timeout of {HEADER_TIMEOUT:?}"
             );
+            latest_close = latest_close.max(after);
         }
     }
+    eprintln!("slowest answer {slowest:?}; the last held connection closed after {latest_close:?}");
     prompt_answers(&server, 5).await;
 }
 

@@ -56,7 +56,7 @@ impl Behaviour {
         }
     }
 
-    /// A 200 of a document with an ETag derived from its length and first bytes.
+    /// A 200 of a document with an ETag derived from its bytes.
     pub(crate) fn document(body: &Bytes, content_type: &'static str) -> Self {
         let etag = format!("\"{}-{:x}\"", body.len(), crc(body));
         Behaviour::Serve {
