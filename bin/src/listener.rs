@@ -11,6 +11,11 @@
 //! slot forever, and a few thousand such clients would lock everyone out once the cap is
 //! reached. So each connection must send its first byte within the same header timeout
 //! before hyper sees it.
+//!
+//! TODO(listener): an HTTP/2 (prior knowledge) connection that sent its preface and then
+//! stays idle is never closed, since hyper has no idle timeout for HTTP/2 servers; closing
+//! it needs a watchdog on the connection's I/O that spares streams still waiting on a slow
+//! upstream.
 
 use std::future::Future;
 use std::sync::Arc;
