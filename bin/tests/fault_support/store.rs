@@ -1,10 +1,12 @@
 //! What the data directory holds, checked from outside the server: every blob is whole and
-//! named by its own digest, and no temporary file outlives a failed write.
+//! named by its own digest, every cache record points at a whole blob, and no temporary
+//! file outlives a failed write.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mirror_core::{MetadataStore as _, RedbMetadataStore};
 use sha2::{Digest as _, Sha256};
 
 /// How long a server may take to clean up after a failed download.
@@ -26,20 +28,21 @@ pub(crate) fn blob_names(data_dir: &Path) -> BTreeSet<String> {
     names
 }
 
-/// Asserts that every blob's content hashes to its name, and that no temporary file is
-/// left in the blob store or the spool once the server settles.
+/// Asserts that every blob's content hashes to its name, that every cache record names a
+/// stored blob of the recorded size, and that no temporary file is left in the blob store
+/// or the spool once the server settles.
 pub(crate) async fn assert_consistent(data_dir: &Path) {
     for name in blob_names(data_dir) {
-        let path = data_dir.join("blobs/sha256").join(&name[..2]).join(&name);
+        let path = blob_path(data_dir, &name);
         let bytes = std::fs::read(&path).expect("read a stored blob");
         let actual = hex::encode(Sha256::digest(&bytes));
+        let shown = path.display();
         assert_eq!(
-            actual,
-            name,
-            "blob {} holds other bytes than its name says",
-            path.display()
+            actual, name,
+            "blob {shown} holds other bytes than its name says"
         );
     }
+    assert_records_name_whole_blobs(data_dir).await;
 
     let deadline = Instant::now() + CLEANUP;
     loop {
@@ -68,4 +71,38 @@ fn leftovers(data_dir: &Path) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+fn blob_path(data_dir: &Path, hex: &str) -> std::path::PathBuf {
+    data_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+}
+
+/// Reads the cache records beside the running server (the store allows several processes)
+/// and checks that each names a blob stored whole.
+async fn assert_records_name_whole_blobs(data_dir: &Path) {
+    let metadata = RedbMetadataStore::open(data_dir.join("metadata.redb"))
+        .expect("open the metadata store beside the server");
+    let records = metadata
+        .list("cache/", None, usize::MAX)
+        .await
+        .expect("list the cache records");
+    for (key, record) in records {
+        let record: serde_json::Value =
+            serde_json::from_slice(&record.value).expect("a cache record is JSON");
+        if record["kind"] != "entry" {
+            continue;
+        }
+        let digest = record["digest"]
+            .as_str()
+            .expect("an entry names its digest");
+        let hex = digest
+            .strip_prefix("sha256:")
+            .expect("blobs are named by sha256");
+        let size = std::fs::metadata(blob_path(data_dir, hex)).map(|meta| meta.len());
+        assert_eq!(
+            size.ok(),
+            record["size"].as_u64(),
+            "{key} names {digest}, which is not stored whole"
+        );
+    }
 }
