@@ -23,6 +23,11 @@ if ! command -v script >/dev/null 2>&1; then
     echo "==> installing bsdutils (script)"
     apt_install bsdutils
 fi
+# The disk-full fault test mounts a small tmpfs in a mount namespace of its own.
+if ! command -v unshare >/dev/null 2>&1 || ! command -v mount >/dev/null 2>&1; then
+    echo "==> installing util-linux and mount (unshare, mount)"
+    apt_install util-linux mount
+fi
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     echo "==> installing node and npm"
     apt_install nodejs npm

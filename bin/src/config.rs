@@ -187,13 +187,27 @@ mod tests {
             data_dir = "/var/lib/mirror"
             public_url = "https://mirror.example.com/"
             negative_ttl = "30s"
+            header_read_timeout = "3s"
+            max_connections = 50
             [npm]
             upstream = "http://127.0.0.1:4873/"
             metadata_ttl = "5m"
+            upstream_read_timeout = "2s"
+            [pypi]
+            upstream_read_timeout = "3s"
+            [docker]
+            upstream_read_timeout = "4s"
             "#,
         )
         .unwrap();
         assert_eq!(config.npm.metadata_ttl, Duration::from_secs(300));
+        assert_eq!(config.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_connections, 50);
+        assert_eq!(config.npm.upstream_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.pypi.upstream_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.docker.upstream_read_timeout, Duration::from_secs(4));
+        let defaults = Config::default();
+        assert_eq!(defaults.npm.upstream_read_timeout, Duration::from_secs(30));
         assert_eq!(
             config.npm().public_url.as_deref(),
             Some("https://mirror.example.com/npm")

@@ -5,6 +5,17 @@
 //! request headers, so one client trickling bytes (slowloris) could hold connections open
 //! forever. hyper's own builder has that timeout; this loop adds a cap on open connections
 //! and waits for in-flight responses when asked to stop.
+//!
+//! hyper's timeout starts only once hyper knows the protocol, and the auto builder learns it
+//! from the first bytes: a client that connects and sends nothing would hold its connection
+//! slot forever, and a few thousand such clients would lock everyone out once the cap is
+//! reached. So each connection must send its first byte within the same header timeout
+//! before hyper sees it.
+//!
+//! TODO(listener): an HTTP/2 (prior knowledge) connection that sent its preface and then
+//! stays idle is never closed, since hyper has no idle timeout for HTTP/2 servers; closing
+//! it needs a watchdog on the connection's I/O that spares streams still waiting on a slow
+//! upstream.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +26,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
 
 /// Limits on client connections.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +64,10 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // Tells connections still waiting for their first byte that the server is stopping:
+    // they hold a graceful-shutdown watcher, which would otherwise keep the stop waiting
+    // for their timeout.
+    let (stopping, stop_signal) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(stop);
 
@@ -81,21 +96,111 @@ pub(crate) async fn serve(
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let mut stop_signal = stop_signal.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            let spoke = tokio::select! {
+                spoke = first_byte_within(&stream, limits.header_read_timeout) => spoke,
+                _ = stop_signal.wait_for(|stopping| *stopping) => false,
+            };
+            if spoke {
+                let connection =
+                    builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(err) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+            } else {
+                tracing::debug!(%peer, "connection closed: nothing sent in time");
             }
             drop(permit);
         });
     }
 
     drop(listener);
+    stopping.send_replace(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(grace = ?limits.shutdown_grace, "in-flight responses outlived the grace period");
+    }
+}
+
+/// Waits until the client has sent something (or closed), for at most `timeout`; false when
+/// nothing came in time or the connection ended.
+async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+        Ok(Ok(1))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_given_up_after_the_timeout() {
+        let (_client, server) = pair().await;
+        assert!(!first_byte_within(&server, Duration::from_millis(50)).await);
+    }
+
+    #[tokio::test]
+    async fn the_first_byte_is_left_for_hyper_to_read() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"G").await.unwrap();
+        assert!(first_byte_within(&server, Duration::from_secs(5)).await);
+        let mut read = [0u8; 1];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"G");
+    }
+
+    #[tokio::test]
+    async fn a_stop_does_not_wait_for_silent_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Router::new(), limits, async {
+            let _ = stopped.await;
+        }));
+        let _silent = TcpStream::connect(address).await.unwrap();
+        // Accepted in order: once a later connection is answered, the silent one is in.
+        let mut later = TcpStream::connect(address).await.unwrap();
+        later
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        later.read_to_end(&mut Vec::new()).await.unwrap();
+
+        stop.send(()).unwrap();
+        let finished = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(
+            finished.is_ok(),
+            "the stop waited for a connection that sent nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_sending_is_not_served() {
+        let (client, server) = pair().await;
+        drop(client);
+        assert!(!first_byte_within(&server, Duration::from_secs(5)).await);
     }
 }

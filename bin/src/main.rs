@@ -195,6 +195,7 @@ fn serve(args: &ServeArgs) -> Result<(), BoxError> {
 }
 
 async fn run(config: Config) -> Result<(), BoxError> {
+    raise_open_file_limit(config.max_connections);
     let (router, app) = server::build(&config)?;
     admin::bootstrap(&app.auth, &config.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -211,6 +212,21 @@ async fn run(config: Config) -> Result<(), BoxError> {
     listener::serve(listener, router, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: each client connection takes a
+/// descriptor, and the usual soft default (1024) would refuse connections long before
+/// `max_connections`, while the hard limit is what the operator actually allows.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < max_connections as u64 => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-file limit is below max_connections; raise the hard limit (ulimit -Hn)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
 }
 
 /// The one line scripts and tests read to learn the address (port 0 picks one).

@@ -76,9 +76,23 @@ pub enum Error {
     /// Local storage failed.
     #[error("storage failure")]
     Storage(#[source] BoxError),
+    /// Local storage has no room left (the disk or a quota is full).
+    #[error("no space left on the mirror's storage")]
+    StorageFull(#[source] io::Error),
     /// Local I/O failed.
     #[error("i/o failure")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for Error {
+    /// A full disk gets a variant of its own: it is the operator's to fix, and clients
+    /// should be told so rather than see an anonymous internal error.
+    fn from(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::StorageFull(err),
+            _ => Error::Io(err),
+        }
+    }
 }
 
 impl Error {
@@ -106,6 +120,7 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::StorageFull(_) => ErrorKind::InsufficientStorage,
             Error::Storage(_) | Error::Io(_) => ErrorKind::Internal,
         }
     }
@@ -153,9 +168,27 @@ pub enum ErrorKind {
     Invalid,
     /// Lost a race with another writer: 409.
     Conflict,
+    /// Local storage is full: 507.
+    InsufficientStorage,
     /// Local storage failure: 500.
     Internal,
 }
 
 /// The result type of mirror-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_io_failures() {
+        let full = Error::from(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        assert!(matches!(full, Error::StorageFull(_)));
+        assert_eq!(full.kind(), ErrorKind::InsufficientStorage);
+        assert!(!full.is_upstream());
+
+        let other = Error::from(io::Error::new(io::ErrorKind::PermissionDenied, "denied"));
+        assert_eq!(other.kind(), ErrorKind::Internal);
+    }
+}

@@ -29,6 +29,11 @@ pub struct DockerConfig {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Largest manifest or index accepted from upstream (4 MiB, the limit registries share).
     pub max_manifest_bytes: u64,
+    /// Longest wait for an upstream's response head or for the next chunk of its body;
+    /// past it the fetch fails with a 504 (or a stale copy is served). A layer may take
+    /// longer in total as long as bytes keep coming.
+    #[serde(with = "humantime_serde")]
+    pub upstream_read_timeout: Duration,
 }
 
 /// One upstream registry.
@@ -85,6 +90,7 @@ impl Default for DockerConfig {
             tag_ttl: Duration::from_secs(300),
             upstreams: default_upstreams(),
             max_manifest_bytes: 4 << 20,
+            upstream_read_timeout: Duration::from_secs(30),
         }
     }
 }

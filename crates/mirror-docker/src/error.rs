@@ -183,6 +183,7 @@ fn core_status_and_code(err: &mirror_core::Error) -> (StatusCode, &'static str) 
         ErrorKind::RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID"),
         ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "UNKNOWN"),
+        ErrorKind::InsufficientStorage => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
         ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }

@@ -70,7 +70,7 @@ impl DockerMirror {
         let mut upstreams = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
             let http = HttpUpstream::builder(&upstream.url)
-                .and_then(|builder| builder.build())
+                .and_then(|builder| builder.read_timeout(config.upstream_read_timeout).build())
                 .map_err(|err| DockerError::Config(format!("upstream {name:?}: {err}")))?;
             let mut registry = RegistryUpstream::new(Arc::new(http))?;
             if let (Some(user), Some(password)) = (&upstream.username, &upstream.password) {

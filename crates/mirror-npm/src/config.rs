@@ -21,6 +21,11 @@ pub struct NpmConfig {
     pub public_url: Option<String>,
     /// The path this service is mounted at, used to rebuild URLs from request headers.
     pub mount_path: String,
+    /// Longest wait for upstream's response head or for the next chunk of its body; past
+    /// it the fetch fails with a 504 (or a stale copy is served). A download may take
+    /// longer in total as long as bytes keep coming.
+    #[serde(with = "humantime_serde")]
+    pub upstream_read_timeout: Duration,
     /// Largest packument accepted from upstream.
     pub max_packument_bytes: u64,
     /// Largest tarball accepted from upstream.
@@ -36,6 +41,7 @@ impl Default for NpmConfig {
             metadata_ttl: Duration::from_secs(60),
             public_url: None,
             mount_path: "/npm".to_owned(),
+            upstream_read_timeout: Duration::from_secs(30),
             max_packument_bytes: 256 << 20,
             max_tarball_bytes: 2 << 30,
             max_publish_bytes: 128 << 20,

@@ -80,7 +80,9 @@ struct StoredDoc {
 impl NpmMirror {
     /// A mirror of `config.upstream` over HTTP.
     pub fn new(cache: Cache, config: NpmConfig) -> Result<Self> {
-        let upstream = HttpUpstream::builder(&config.upstream)?.build()?;
+        let upstream = HttpUpstream::builder(&config.upstream)?
+            .read_timeout(config.upstream_read_timeout)
+            .build()?;
         Self::with_upstream(cache, config, Arc::new(upstream))
     }
 

@@ -32,6 +32,11 @@ pub struct PypiConfig {
     pub public_url: Option<String>,
     /// The path this service is mounted at, used to rebuild URLs from request headers.
     pub mount_path: String,
+    /// Longest wait for upstream's response head or for the next chunk of its body; past
+    /// it the fetch fails with a 504 (or a stale copy is served). A download may take
+    /// longer in total as long as bytes keep coming.
+    #[serde(with = "humantime_serde")]
+    pub upstream_read_timeout: Duration,
     /// Largest index page (project page, root listing or `.metadata` file) accepted from
     /// upstream.
     pub max_page_bytes: u64,
@@ -53,6 +58,7 @@ impl Default for PypiConfig {
             root_ttl: Duration::from_secs(60 * 60),
             public_url: None,
             mount_path: "/pypi".to_owned(),
+            upstream_read_timeout: Duration::from_secs(30),
             max_page_bytes: 256 << 20,
             max_file_bytes: 4 << 30,
             max_upload_bytes: 512 << 20,

@@ -85,6 +85,7 @@ impl PypiError {
                 ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
                 ErrorKind::Invalid => StatusCode::BAD_REQUEST,
                 ErrorKind::Conflict => StatusCode::CONFLICT,
+                ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

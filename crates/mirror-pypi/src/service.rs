@@ -103,11 +103,17 @@ struct Rendered {
 impl PypiMirror {
     /// A mirror of `config.upstream` (and of `config.files_upstream` for files) over HTTP.
     pub fn new(cache: Cache, config: PypiConfig) -> Result<Self> {
-        let index: Arc<dyn Upstream> = Arc::new(HttpUpstream::builder(&config.upstream)?.build()?);
-        let files: Arc<dyn Upstream> = if config.files_upstream.trim().is_empty() {
+        let http = |url: &str| -> Result<Arc<dyn Upstream>> {
+            let upstream = HttpUpstream::builder(url)?
+                .read_timeout(config.upstream_read_timeout)
+                .build()?;
+            Ok(Arc::new(upstream))
+        };
+        let index = http(&config.upstream)?;
+        let files = if config.files_upstream.trim().is_empty() {
             Arc::clone(&index)
         } else {
-            Arc::new(HttpUpstream::builder(&config.files_upstream)?.build()?)
+            http(&config.files_upstream)?
         };
         Self::with_upstreams(cache, config, index, files)
     }

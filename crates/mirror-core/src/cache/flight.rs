@@ -233,6 +233,9 @@ pub(crate) fn duplicate(err: &Error) -> Error {
         Error::Invalid(message) => Error::Invalid(message.clone()),
         Error::Conflict { key } => Error::Conflict { key: key.clone() },
         Error::Storage(source) => Error::Storage(source.to_string().into()),
+        Error::StorageFull(io) => {
+            Error::StorageFull(std::io::Error::new(io.kind(), io.to_string()))
+        }
         Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
     }
 }

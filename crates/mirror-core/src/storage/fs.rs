@@ -93,7 +93,7 @@ impl BlobStore for FsBlobStore {
                 let reader =
                     tokio::fs::File::from_std(file).take(opened.range.end - opened.range.start);
                 ReaderStream::with_capacity(reader, READ_CHUNK)
-                    .map(|r| r.map_err(Error::Io))
+                    .map(|r| r.map_err(Error::from))
                     .boxed()
             }
         };
@@ -235,7 +235,7 @@ fn persist(file: tempfile::NamedTempFile, target: &Path, sync: bool) -> Result<(
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    file.persist(target).map_err(|err| Error::Io(err.error))?;
+    file.persist(target).map_err(|err| Error::from(err.error))?;
     if sync {
         if let Some(dir) = target.parent() {
             File::open(dir)?.sync_all()?;

@@ -5,14 +5,22 @@
 //! blake2b-256 are computed on the way, and is only copied into the blob store once every
 //! check has passed. Of the text fields, only the few the mirror uses are kept, each
 //! bounded; the rest (descriptions, classifiers, ...) are skipped without being buffered.
+//!
+//! multer stops reading at the closing boundary, so the body is lent to it and taken back
+//! afterwards to check that it really ended there: an upload cut off after its last field
+//! (a client that gave up, a connection that broke) is refused like any other cut-off
+//! upload, rather than published while its client believes it failed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest as _};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use md5::Md5;
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt as _;
@@ -78,7 +86,57 @@ where
 {
     let constraints =
         multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
-    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let body = Arc::new(Mutex::new(Box::pin(stream)));
+    let lent = Lent(Arc::clone(&body));
+    let mut multipart = multer::Multipart::with_constraints(lent, boundary, constraints);
+    let form = read_fields(&mut multipart, spool_dir, before_content).await?;
+    drop(multipart);
+
+    let body = Arc::try_unwrap(body)
+        .map_err(|_| invalid("the request body is still in use"))?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    expect_end(body).await?;
+    Ok(form)
+}
+
+/// Bytes tolerated after the closing boundary (an epilogue, which clients do not send).
+const MAX_EPILOGUE: usize = 64 * 1024;
+
+/// Reads what is left of the body after the closing boundary, failing if the body was cut
+/// off or goes on too long.
+async fn expect_end<S, E>(mut body: Pin<Box<S>>) -> Result<(), PypiError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let mut epilogue = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| invalid("the request body could not be read"))?;
+        epilogue += chunk.len();
+        if epilogue > MAX_EPILOGUE {
+            return Err(invalid("unexpected data after the end of the form"));
+        }
+    }
+    Ok(())
+}
+
+/// A body stream lent to multer; the lender takes it back once multer is dropped.
+struct Lent<S>(Arc<Mutex<Pin<Box<S>>>>);
+
+impl<S: Stream> Stream for Lent<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut body = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        body.as_mut().poll_next(cx)
+    }
+}
+
+async fn read_fields(
+    multipart: &mut multer::Multipart<'_>,
+    spool_dir: Option<&Path>,
+    before_content: &mut (dyn FnMut(&Fields) -> Result<(), PypiError> + Send),
+) -> Result<Form, PypiError> {
     let mut form = Form {
         fields: Fields::new(),
         content: None,
@@ -260,6 +318,26 @@ mod tests {
         content.file.rewind().unwrap();
         content.file.read_to_string(&mut spooled).unwrap();
         assert_eq!(spooled, "hello");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_body_cut_off_after_its_closing_boundary() {
+        let form = body(&[
+            part("name", None, b"demo"),
+            part("content", Some("f"), b"x"),
+        ]);
+        // The whole form arrived; the connection broke before the announced length did,
+        // which the server learns only a moment later.
+        let broken = stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "cut",
+            ))
+        });
+        let chunks = stream::iter([Ok(Bytes::from(form))]).chain(broken);
+        let read = read_form(chunks, BOUNDARY, 1 << 20, None, &mut |_| Ok(())).await;
+        assert!(matches!(read, Err(PypiError::InvalidUpload(_))), "{read:?}");
     }
 
     #[tokio::test]
