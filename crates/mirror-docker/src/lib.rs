@@ -42,6 +42,7 @@ mod media;
 mod path;
 mod select;
 mod service;
+mod token;
 mod upstream;
 
 pub use crate::config::{DockerConfig, UpstreamConfig, DOCKER_HUB, DOCKER_HUB_URL};
