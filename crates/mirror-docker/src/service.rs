@@ -252,7 +252,9 @@ impl Inner {
             Route::Token => return self.issue_token(parts, &caller).await,
             Route::Catalog if reading => return self.catalog(&caller, &ask).await,
             Route::Base | Route::Catalog => {
-                return Err(DockerError::Unsupported("method not allowed on this endpoint"))
+                return Err(DockerError::Unsupported(
+                    "method not allowed on this endpoint",
+                ))
             }
             Route::Manifest(name, _)
             | Route::Blob(name, _)
@@ -302,9 +304,9 @@ impl Inner {
             Route::Upload(..) => Err(DockerError::Unsupported(
                 "uploads go to private repositories only",
             )),
-            Route::Base | Route::Catalog | Route::Token => Err(DockerError::NotServed(
-                "not a repository endpoint",
-            )),
+            Route::Base | Route::Catalog | Route::Token => {
+                Err(DockerError::NotServed("not a repository endpoint"))
+            }
         }
     }
 

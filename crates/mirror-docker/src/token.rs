@@ -96,7 +96,9 @@ impl TokenSigner {
                 Err(err) => return Err(err),
             }
         }
-        Err(mirror_core::Error::storage("token signing key keeps changing"))
+        Err(mirror_core::Error::storage(
+            "token signing key keeps changing",
+        ))
     }
 
     fn from_record(value: &[u8]) -> mirror_core::Result<Self> {

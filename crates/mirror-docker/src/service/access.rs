@@ -95,7 +95,9 @@ impl Inner {
                 verb(action)
             ))),
             Access::Forbidden => {
-                let user = caller.identity().map_or("anonymous".to_owned(), |id| id.user);
+                let user = caller
+                    .identity()
+                    .map_or("anonymous".to_owned(), |id| id.user);
                 Err(DockerError::Denied(format!(
                     "{user} may not {} {name}",
                     verb(action)
@@ -118,14 +120,20 @@ impl Inner {
     /// `GET /v2/_token?service=...&scope=repository:<name>:pull,push`: a token granting
     /// each requested action the caller may do, and silently leaving out the others (the
     /// API call that needs one then answers 401 or 403).
-    pub(super) async fn issue_token(&self, parts: &Parts, caller: &Caller) -> Result<Response<Body>> {
+    pub(super) async fn issue_token(
+        &self,
+        parts: &Parts,
+        caller: &Caller,
+    ) -> Result<Response<Body>> {
         if self.auth.is_none() {
             return Err(DockerError::NotServed(
                 "this registry was set up without user accounts",
             ));
         }
         if parts.method != Method::GET {
-            return Err(DockerError::Unsupported("the token endpoint answers GET only"));
+            return Err(DockerError::Unsupported(
+                "the token endpoint answers GET only",
+            ));
         }
         let query = parts.uri.query().unwrap_or_default();
         let access = url::form_urlencoded::parse(query.as_bytes())
@@ -194,7 +202,9 @@ impl Inner {
             &parts.uri,
             "",
         );
-        let service = base.split_once("://").map_or(base.as_str(), |(_, host)| host);
+        let service = base
+            .split_once("://")
+            .map_or(base.as_str(), |(_, host)| host);
         let mut value = format!("Bearer realm=\"{base}/v2/{TOKEN_SEGMENT}\",service=\"{service}\"");
         if let Some(name) = crate::path::route(parts.uri.path())
             .ok()

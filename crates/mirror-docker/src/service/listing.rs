@@ -222,7 +222,11 @@ impl Inner {
 }
 
 /// Tags after `last`, at most `n` of them, and whether more follow.
-pub(super) fn paginate<'a>(tags: &'a [String], n: Option<usize>, last: Option<&str>) -> (&'a [String], bool) {
+pub(super) fn paginate<'a>(
+    tags: &'a [String],
+    n: Option<usize>,
+    last: Option<&str>,
+) -> (&'a [String], bool) {
     let start = last.map_or(0, |last| tags.partition_point(|tag| tag.as_str() <= last));
     let rest = tags.get(start..).unwrap_or_default();
     match n {

@@ -135,7 +135,11 @@ impl Inner {
             .map_err(|()| mirror_core::Error::RangeNotSatisfiable { size: link.size })?;
         let mut response = if ask.head {
             let mut response = Response::new(body::empty());
-            set(response.headers_mut(), header::CONTENT_LENGTH, &link.size.to_string());
+            set(
+                response.headers_mut(),
+                header::CONTENT_LENGTH,
+                &link.size.to_string(),
+            );
             response
         } else {
             let read = self
@@ -143,13 +147,19 @@ impl Inner {
                 .blobs()
                 .read(&link.stored, range.clone())
                 .await
-                .map_err(|err| DockerError::from(err).or_unknown(|| DockerError::BlobUnknown(digest.clone())))?;
+                .map_err(|err| {
+                    DockerError::from(err).or_unknown(|| DockerError::BlobUnknown(digest.clone()))
+                })?;
             let mut response = Response::new(body::from_stream(read.stream));
             let headers = response.headers_mut();
             let length = read.range.end - read.range.start;
             set(headers, header::CONTENT_LENGTH, &length.to_string());
             if range.is_some() {
-                set(headers, header::CONTENT_RANGE, &content_range(&read.range, link.size));
+                set(
+                    headers,
+                    header::CONTENT_RANGE,
+                    &content_range(&read.range, link.size),
+                );
                 *response.status_mut() = StatusCode::PARTIAL_CONTENT;
             }
             response
@@ -164,7 +174,10 @@ impl Inner {
         if self.load_record::<BlobLink>(&key).await?.is_none() {
             return Err(DockerError::BlobUnknown(digest.clone()));
         }
-        self.cache.metadata().delete(&key, Precondition::None).await?;
+        self.cache
+            .metadata()
+            .delete(&key, Precondition::None)
+            .await?;
         tracing::debug!(repository = %name, %digest, "blob unlinked");
         Ok(accepted())
     }
@@ -198,7 +211,11 @@ impl Inner {
     async fn private_tags(&self, name: &RepoName, ask: &Ask<'_>) -> Result<Response<Body>> {
         let n = page_size(ask)?;
         let prefix = key(name, "tag", "");
-        let records = self.cache.metadata().list(&prefix, None, usize::MAX).await?;
+        let records = self
+            .cache
+            .metadata()
+            .list(&prefix, None, usize::MAX)
+            .await?;
         let tags: Vec<String> = records
             .into_iter()
             .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_owned))
@@ -237,7 +254,11 @@ impl Inner {
         let doc = json!({ "repositories": page });
         let mut response = json_response(StatusCode::OK, doc.to_string());
         if let (true, Some(n), Some(last)) = (more, n, page.last()) {
-            set(response.headers_mut(), header::LINK, &next_link("/v2/_catalog", n, last));
+            set(
+                response.headers_mut(),
+                header::LINK,
+                &next_link("/v2/_catalog", n, last),
+            );
         }
         Ok(response)
     }
@@ -249,7 +270,11 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Response<Body>> {
         let prefix = key(name, "referrer", &format!("{digest}/"));
-        let records = self.cache.metadata().list(&prefix, None, usize::MAX).await?;
+        let records = self
+            .cache
+            .metadata()
+            .list(&prefix, None, usize::MAX)
+            .await?;
         let mut manifests: Vec<Value> = records
             .iter()
             .filter_map(|(_, record)| serde_json::from_slice(&record.value).ok())

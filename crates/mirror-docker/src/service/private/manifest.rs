@@ -88,7 +88,11 @@ impl Inner {
             .map_err(|err| DockerError::ManifestInvalid(format!("manifest is not valid: {err}")))?;
         let media_type = media_type_of(headers, &manifest, &bytes)?;
         self.check_references(name, &manifest).await?;
-        let subject = manifest.subject.as_ref().map(Descriptor::digest).transpose()?;
+        let subject = manifest
+            .subject
+            .as_ref()
+            .map(Descriptor::digest)
+            .transpose()?;
 
         let size = bytes.len() as u64;
         let info = put_bytes(self.cache.blobs().as_ref(), bytes, Expected::none()).await?;
@@ -143,7 +147,11 @@ impl Inner {
         Ok(())
     }
 
-    async fn manifest_link(&self, name: &RepoName, digest: &Digest) -> Result<Option<ManifestLink>> {
+    async fn manifest_link(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestLink>> {
         self.load_record(&key(name, "manifest", &digest.to_string()))
             .await
     }
@@ -168,7 +176,10 @@ impl Inner {
     ) -> Result<Response<Body>> {
         let digest = self.resolve(name, reference).await?;
         let unknown = || DockerError::ManifestUnknown(format!("{name}@{digest}"));
-        let link = self.manifest_link(name, &digest).await?.ok_or_else(unknown)?;
+        let link = self
+            .manifest_link(name, &digest)
+            .await?
+            .ok_or_else(unknown)?;
         let body = if ask.head {
             body::empty()
         } else {
@@ -205,7 +216,10 @@ impl Inner {
             Reference::Digest(digest) => digest,
         };
         let unknown = || DockerError::ManifestUnknown(format!("{name}@{digest}"));
-        let link = self.manifest_link(name, digest).await?.ok_or_else(unknown)?;
+        let link = self
+            .manifest_link(name, digest)
+            .await?
+            .ok_or_else(unknown)?;
         let tag_prefix = key(name, "tag", "");
         for (tag_key, record) in metadata.list(&tag_prefix, None, usize::MAX).await? {
             let tag: Option<TagLink> = serde_json::from_slice(&record.value).ok();
@@ -218,7 +232,10 @@ impl Inner {
             metadata.delete(&referrer, Precondition::None).await?;
         }
         metadata
-            .delete(&key(name, "manifest", &digest.to_string()), Precondition::None)
+            .delete(
+                &key(name, "manifest", &digest.to_string()),
+                Precondition::None,
+            )
             .await?;
         tracing::debug!(repository = %name, %digest, "manifest deleted");
         Ok(accepted())
@@ -267,11 +284,9 @@ fn media_type_of(headers: &HeaderMap, manifest: &Parsed, bytes: &[u8]) -> Result
         .then(|| content_type.map(media::essence))
         .flatten();
     match (declared, manifest.media_type.as_deref()) {
-        (Some(declared), Some(inside)) if declared != inside => {
-            Err(DockerError::ManifestInvalid(format!(
-                "the Content-Type {declared} differs from the manifest's mediaType {inside}"
-            )))
-        }
+        (Some(declared), Some(inside)) if declared != inside => Err(DockerError::ManifestInvalid(
+            format!("the Content-Type {declared} differs from the manifest's mediaType {inside}"),
+        )),
         (Some(declared), _) => Ok(declared.to_owned()),
         (None, Some(inside)) => Ok(inside.to_owned()),
         (None, None) => media::sniff(bytes).map(str::to_owned).ok_or_else(|| {

@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use http::{header, HeaderMap, Method, Response, StatusCode};
 use mirror_core::auth::Action;
 use mirror_core::digest::MultiHasher;
-use mirror_core::{body, Algorithm, Body, BlobWriter, Digest, Expected};
+use mirror_core::{body, Algorithm, BlobWriter, Body, Digest, Expected};
 
 use super::{created, BlobLink, PrivateRequest};
 use crate::error::DockerError;
@@ -221,7 +221,10 @@ impl Inner {
         }
         self.link_blob(name, &digest, &link).await?;
         tracing::debug!(repository = %name, %from, %digest, "blob mounted");
-        Ok(Some(created(&format!("/v2/{name}/blobs/{digest}"), &digest)))
+        Ok(Some(created(
+            &format!("/v2/{name}/blobs/{digest}"),
+            &digest,
+        )))
     }
 
     /// `PATCH`: one more chunk, which must start where the upload stands.
@@ -309,7 +312,10 @@ impl Inner {
         session: &mut Session,
         digest: &Digest,
     ) -> Result<Response<Body>> {
-        let writer = session.writer.take().ok_or(DockerError::BlobUploadUnknown)?;
+        let writer = session
+            .writer
+            .take()
+            .ok_or(DockerError::BlobUploadUnknown)?;
         let digests = std::mem::take(&mut session.hasher).finish();
         let actual = digests.get(digest.algorithm());
         if actual != Some(digest) {
@@ -375,7 +381,11 @@ fn upload_response(
         header::LOCATION,
         &format!("/v2/{name}/blobs/uploads/{}", id.as_str()),
     );
-    set(headers, header::RANGE, &format!("0-{}", received.saturating_sub(1)));
+    set(
+        headers,
+        header::RANGE,
+        &format!("0-{}", received.saturating_sub(1)),
+    );
     set(headers, UPLOAD_UUID_HEADER, id.as_str());
     set(headers, header::CONTENT_LENGTH, "0");
     response

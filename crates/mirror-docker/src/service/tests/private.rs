@@ -2,7 +2,7 @@
 //! `oneshot` against memory stores, with an upstream that must never be asked.
 
 use base64::Engine as _;
-use mirror_core::auth::{AccessPolicy, AccessRule};
+use mirror_core::auth::AccessPolicy;
 use mirror_core::digest::digests_of;
 use mirror_core::Algorithm;
 
@@ -26,7 +26,9 @@ async fn private_setup(config: DockerConfig) -> Private {
     }))
     .unwrap();
     let auth = Auth::new(metadata, policy);
-    auth.add_user("alice", Some("alice-pw"), false).await.unwrap();
+    auth.add_user("alice", Some("alice-pw"), false)
+        .await
+        .unwrap();
     auth.add_user("bob", Some("bob-pw"), false).await.unwrap();
     let upstreams = BTreeMap::from([(
         "docker.io".to_owned(),
@@ -104,8 +106,8 @@ async fn push_image(mirror: &DockerMirror, repo: &str, tag: &str) -> (Vec<u8>, R
     })
     .to_string()
     .into_bytes();
-    let request = Request::put(format!("{repo}/manifests/{tag}"))
-        .header(header::CONTENT_TYPE, OCI_MANIFEST);
+    let request =
+        Request::put(format!("{repo}/manifests/{tag}")).header(header::CONTENT_TYPE, OCI_MANIFEST);
     let reply = send(mirror, request, Some(&alice()), manifest.clone()).await;
     (manifest, reply)
 }
@@ -123,16 +125,34 @@ async fn monolithic_push_then_pull_back_from_local_storage_only() {
     );
 
     for reference in ["1.0".to_owned(), digest.to_string()] {
-        let reply = send(&mirror, Request::get(format!("{APP}/manifests/{reference}")), None, "").await;
+        let reply = send(
+            &mirror,
+            Request::get(format!("{APP}/manifests/{reference}")),
+            None,
+            "",
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.bytes(), manifest);
         assert_eq!(reply.header("content-type"), OCI_MANIFEST);
         assert_eq!(reply.header("docker-content-digest"), digest.to_string());
     }
     let layer = sha256_of(b"layer bytes");
-    let reply = send(&mirror, Request::get(format!("{APP}/blobs/{layer}")), None, "").await;
+    let reply = send(
+        &mirror,
+        Request::get(format!("{APP}/blobs/{layer}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(reply.bytes(), &b"layer bytes"[..]);
-    let reply = send(&mirror, Request::head(format!("{APP}/blobs/{layer}")), None, "").await;
+    let reply = send(
+        &mirror,
+        Request::head(format!("{APP}/blobs/{layer}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(reply.header("content-length"), "11");
     assert_eq!(reply.header("docker-content-digest"), layer.to_string());
 
@@ -140,9 +160,19 @@ async fn monolithic_push_then_pull_back_from_local_storage_only() {
     assert_eq!(tags.json(), json!({"name": "private/app", "tags": ["1.0"]}));
     let catalog = send(&mirror, Request::get("/v2/_catalog"), None, "").await;
     assert_eq!(catalog.json(), json!({"repositories": ["private/app"]}));
-    let missing = send(&mirror, Request::get(format!("{APP}/manifests/2.0")), None, "").await;
+    let missing = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/2.0")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(missing.error_code(), "MANIFEST_UNKNOWN");
-    assert!(hub.calls().is_empty(), "private pulls never go upstream: {:?}", hub.calls());
+    assert!(
+        hub.calls().is_empty(),
+        "private pulls never go upstream: {:?}",
+        hub.calls()
+    );
 }
 
 #[tokio::test]
@@ -151,18 +181,36 @@ async fn blob_ranges_and_bad_ranges() {
     let digest = push_blob(&mirror, APP, b"0123456789").await;
     let uri = format!("{APP}/blobs/{digest}");
 
-    let part = send(&mirror, Request::get(&uri).header("range", "bytes=2-4"), None, "").await;
+    let part = send(
+        &mirror,
+        Request::get(&uri).header("range", "bytes=2-4"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.bytes(), &b"234"[..]);
     assert_eq!(part.header("content-range"), "bytes 2-4/10");
-    let beyond = send(&mirror, Request::get(&uri).header("range", "bytes=20-30"), None, "").await;
+    let beyond = send(
+        &mirror,
+        Request::get(&uri).header("range", "bytes=20-30"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
 #[tokio::test]
 async fn chunked_upload_resumes_checks_order_and_takes_sha512() {
     let Private { mirror, .. } = setup_private().await;
-    let started = send(&mirror, Request::post(format!("{APP}/blobs/uploads/")), Some(&alice()), "").await;
+    let started = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(started.status, StatusCode::ACCEPTED);
     assert_eq!(started.header("range"), "0-0");
     let location = started.header("location").to_owned();
@@ -177,17 +225,35 @@ async fn chunked_upload_resumes_checks_order_and_takes_sha512() {
             .header(header::CONTENT_RANGE, range)
             .header(header::CONTENT_LENGTH, bytes.len())
     };
-    let first = send(&mirror, patch("0-4", b"hello"), Some(&alice()), &b"hello"[..]).await;
+    let first = send(
+        &mirror,
+        patch("0-4", b"hello"),
+        Some(&alice()),
+        &b"hello"[..],
+    )
+    .await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     assert_eq!(first.header("range"), "0-4");
     let status = send(&mirror, Request::get(&location), Some(&alice()), "").await;
     assert_eq!(status.status, StatusCode::NO_CONTENT);
     assert_eq!(status.header("range"), "0-4");
 
-    let gap = send(&mirror, patch("10-14", b"world"), Some(&alice()), &b"world"[..]).await;
+    let gap = send(
+        &mirror,
+        patch("10-14", b"world"),
+        Some(&alice()),
+        &b"world"[..],
+    )
+    .await;
     assert_eq!(gap.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(gap.header("range"), "0-4");
-    let second = send(&mirror, patch("5-10", b" world"), Some(&alice()), &b" world"[..]).await;
+    let second = send(
+        &mirror,
+        patch("5-10", b" world"),
+        Some(&alice()),
+        &b" world"[..],
+    )
+    .await;
     assert_eq!(second.header("range"), "0-10");
 
     let sha512 = digests_of(b"hello world", [Algorithm::Sha512])
@@ -198,12 +264,28 @@ async fn chunked_upload_resumes_checks_order_and_takes_sha512() {
     let done = send(&mirror, put, Some(&alice()), "").await;
     assert_eq!(done.status, StatusCode::CREATED, "{:?}", done.body);
     assert_eq!(done.header("docker-content-digest"), sha512.to_string());
-    let blob = send(&mirror, Request::get(format!("{APP}/blobs/{sha512}")), None, "").await;
+    let blob = send(
+        &mirror,
+        Request::get(format!("{APP}/blobs/{sha512}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(blob.bytes(), &b"hello world"[..]);
     let gone = send(&mirror, Request::get(&location), Some(&alice()), "").await;
     assert_eq!(gone.error_code(), "BLOB_UPLOAD_UNKNOWN");
-    let elsewhere = send(&mirror, Request::get(format!("/v2/private/other/blobs/{sha512}")), None, "").await;
-    assert_eq!(elsewhere.error_code(), "BLOB_UNKNOWN", "blobs are per repository");
+    let elsewhere = send(
+        &mirror,
+        Request::get(format!("/v2/private/other/blobs/{sha512}")),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        elsewhere.error_code(),
+        "BLOB_UNKNOWN",
+        "blobs are per repository"
+    );
 }
 
 #[tokio::test]
@@ -215,17 +297,40 @@ async fn uploads_whose_digest_differs_store_nothing() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.error_code(), "DIGEST_INVALID");
 
-    let started = send(&mirror, Request::post(format!("{APP}/blobs/uploads/")), Some(&alice()), "").await;
+    let started = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     let location = started.header("location").to_owned();
     let put = Request::put(format!("{location}?digest={wrong}"));
     let reply = send(&mirror, put, Some(&alice()), &b"payload"[..]).await;
     assert_eq!(reply.error_code(), "DIGEST_INVALID");
-    let md5 = Request::put(format!("{location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e"));
-    assert_eq!(send(&mirror, md5, Some(&alice()), "").await.error_code(), "BLOB_UPLOAD_UNKNOWN");
+    let md5 = Request::put(format!(
+        "{location}?digest=md5:d41d8cd98f00b204e9800998ecf8427e"
+    ));
+    assert_eq!(
+        send(&mirror, md5, Some(&alice()), "").await.error_code(),
+        "DIGEST_INVALID"
+    );
+    let status = send(&mirror, Request::get(&location), Some(&alice()), "").await;
+    assert_eq!(
+        status.error_code(),
+        "BLOB_UPLOAD_UNKNOWN",
+        "a failed upload is dropped"
+    );
 
     let stored = cache.blobs().size(&sha256_of(b"payload")).await.unwrap();
     assert_eq!(stored, None, "nothing stored");
-    let blob = send(&mirror, Request::head(format!("{APP}/blobs/{wrong}")), None, "").await;
+    let blob = send(
+        &mirror,
+        Request::head(format!("{APP}/blobs/{wrong}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(blob.status, StatusCode::NOT_FOUND);
     let bad_algorithm = format!("{APP}/blobs/uploads/?digest=md5:d41d8cd98f00b204e9800998ecf8427e");
     let reply = send(&mirror, Request::post(bad_algorithm), Some(&alice()), "x").await;
@@ -240,11 +345,23 @@ async fn abandoned_uploads_are_discarded() {
         ..DockerConfig::default()
     };
     let Private { mirror, .. } = private_setup(config).await;
-    let started = send(&mirror, Request::post(format!("{APP}/blobs/uploads/")), Some(&alice()), "").await;
+    let started = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     let location = started.header("location").to_owned();
 
     tokio::time::advance(Duration::from_secs(61)).await;
-    send(&mirror, Request::post(format!("{APP}/blobs/uploads/")), Some(&alice()), "").await;
+    send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     let status = send(&mirror, Request::get(&location), Some(&alice()), "").await;
     assert_eq!(status.error_code(), "BLOB_UPLOAD_UNKNOWN");
     assert_eq!(mirror.inner.uploads.len(), 1);
@@ -253,7 +370,13 @@ async fn abandoned_uploads_are_discarded() {
 #[tokio::test]
 async fn cancelled_and_foreign_uploads() {
     let Private { mirror, .. } = setup_private().await;
-    let started = send(&mirror, Request::post(format!("{APP}/blobs/uploads/")), Some(&alice()), "").await;
+    let started = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     let location = started.header("location").to_owned();
     let id = started.header("docker-upload-uuid").to_owned();
 
@@ -275,13 +398,26 @@ async fn mounts_from_a_repository_holding_the_blob() {
     let uri = format!("/v2/private/copy/blobs/uploads/?mount={digest}&from=private/app");
     let mounted = send(&mirror, Request::post(uri), Some(&alice()), "").await;
     assert_eq!(mounted.status, StatusCode::CREATED);
-    assert_eq!(mounted.header("location"), format!("/v2/private/copy/blobs/{digest}"));
-    let blob = send(&mirror, Request::get(format!("/v2/private/copy/blobs/{digest}")), None, "").await;
+    assert_eq!(
+        mounted.header("location"),
+        format!("/v2/private/copy/blobs/{digest}")
+    );
+    let blob = send(
+        &mirror,
+        Request::get(format!("/v2/private/copy/blobs/{digest}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(blob.bytes(), &b"shared layer"[..]);
 
     let uri = format!("/v2/private/copy/blobs/uploads/?mount={digest}&from=private/none");
     let fallback = send(&mirror, Request::post(uri), Some(&alice()), "").await;
-    assert_eq!(fallback.status, StatusCode::ACCEPTED, "not mountable: a normal upload");
+    assert_eq!(
+        fallback.status,
+        StatusCode::ACCEPTED,
+        "not mountable: a normal upload"
+    );
 }
 
 #[tokio::test]
@@ -295,21 +431,50 @@ async fn manifests_are_checked_before_anything_is_stored() {
     })
     .to_string();
     let put = |reference: &str, content_type: &str| {
-        Request::put(format!("{APP}/manifests/{reference}")).header(header::CONTENT_TYPE, content_type)
+        Request::put(format!("{APP}/manifests/{reference}"))
+            .header(header::CONTENT_TYPE, content_type)
     };
-    let reply = send(&mirror, put("v1", OCI_MANIFEST), Some(&alice()), manifest.clone()).await;
+    let reply = send(
+        &mirror,
+        put("v1", OCI_MANIFEST),
+        Some(&alice()),
+        manifest.clone(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.error_code(), "MANIFEST_BLOB_UNKNOWN");
 
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": missing.to_string(), "size": 10}]});
-    let reply = send(&mirror, put("v1", OCI_INDEX), Some(&alice()), index.to_string()).await;
+    let reply = send(
+        &mirror,
+        put("v1", OCI_INDEX),
+        Some(&alice()),
+        index.to_string(),
+    )
+    .await;
     assert_eq!(reply.error_code(), "MANIFEST_BLOB_UNKNOWN");
 
-    let reply = send(&mirror, put("v1", OCI_MANIFEST), Some(&alice()), "{not json").await;
+    let reply = send(
+        &mirror,
+        put("v1", OCI_MANIFEST),
+        Some(&alice()),
+        "{not json",
+    )
+    .await;
     assert_eq!(reply.error_code(), "MANIFEST_INVALID");
-    let reply = send(&mirror, put("v1", OCI_INDEX), Some(&alice()), manifest.clone()).await;
-    assert_eq!(reply.error_code(), "MANIFEST_INVALID", "Content-Type disagrees with mediaType");
+    let reply = send(
+        &mirror,
+        put("v1", OCI_INDEX),
+        Some(&alice()),
+        manifest.clone(),
+    )
+    .await;
+    assert_eq!(
+        reply.error_code(),
+        "MANIFEST_INVALID",
+        "Content-Type disagrees with mediaType"
+    );
 
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(4 << 20));
     let reply = send(&mirror, put("v1", OCI_MANIFEST), Some(&alice()), huge).await;
@@ -317,13 +482,37 @@ async fn manifests_are_checked_before_anything_is_stored() {
     assert_eq!(reply.error_code(), "MANIFEST_INVALID");
 
     let wrong = sha256_of(b"other");
-    let reply = send(&mirror, put(&wrong.to_string(), OCI_MANIFEST), Some(&alice()), manifest.clone()).await;
+    let reply = send(
+        &mirror,
+        put(&wrong.to_string(), OCI_MANIFEST),
+        Some(&alice()),
+        manifest.clone(),
+    )
+    .await;
     assert_eq!(reply.error_code(), "DIGEST_INVALID");
-    let reply = send(&mirror, put("bad+tag", OCI_MANIFEST), Some(&alice()), manifest.clone()).await;
+    let reply = send(
+        &mirror,
+        put("bad+tag", OCI_MANIFEST),
+        Some(&alice()),
+        manifest.clone(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = send(&mirror, Request::put("/v2/private/UPPER/manifests/v1"), Some(&alice()), manifest).await;
+    let reply = send(
+        &mirror,
+        Request::put("/v2/private/UPPER/manifests/v1"),
+        Some(&alice()),
+        manifest,
+    )
+    .await;
     assert_eq!(reply.error_code(), "NAME_INVALID");
-    let reply = send(&mirror, Request::get("/v2/private/../etc/manifests/v1"), None, "").await;
+    let reply = send(
+        &mirror,
+        Request::get("/v2/private/../etc/manifests/v1"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(reply.error_code(), "NAME_INVALID");
 
     let tags = send(&mirror, Request::get(format!("{APP}/tags/list")), None, "").await;
@@ -340,11 +529,18 @@ async fn multi_platform_index_and_push_by_digest() {
          "platform": {"architecture": "amd64", "os": "linux"}}]})
     .to_string();
     let digest = sha256_of(index.as_bytes());
-    let put = Request::put(format!("{APP}/manifests/{digest}")).header(header::CONTENT_TYPE, OCI_INDEX);
+    let put =
+        Request::put(format!("{APP}/manifests/{digest}")).header(header::CONTENT_TYPE, OCI_INDEX);
     let reply = send(&mirror, put, Some(&alice()), index.clone()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 
-    let got = send(&mirror, Request::get(format!("{APP}/manifests/{digest}")), None, "").await;
+    let got = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/{digest}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(got.bytes(), index.as_bytes());
     assert_eq!(got.header("content-type"), OCI_INDEX);
 }
@@ -365,12 +561,19 @@ async fn referrers_list_manifests_with_a_subject() {
     })
     .to_string();
     let digest = sha256_of(signature.as_bytes());
-    let put = Request::put(format!("{APP}/manifests/{digest}")).header(header::CONTENT_TYPE, OCI_MANIFEST);
+    let put = Request::put(format!("{APP}/manifests/{digest}"))
+        .header(header::CONTENT_TYPE, OCI_MANIFEST);
     let reply = send(&mirror, put, Some(&alice()), signature.clone()).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.header("oci-subject"), subject.to_string());
 
-    let referrers = send(&mirror, Request::get(format!("{APP}/referrers/{subject}")), None, "").await;
+    let referrers = send(
+        &mirror,
+        Request::get(format!("{APP}/referrers/{subject}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(referrers.header("content-type"), OCI_INDEX);
     assert_eq!(
         referrers.json()["manifests"],
@@ -382,9 +585,21 @@ async fn referrers_list_manifests_with_a_subject() {
     assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
     assert_eq!(filtered.json()["manifests"], json!([]));
 
-    let deleted = send(&mirror, Request::delete(format!("{APP}/manifests/{digest}")), Some(&alice()), "").await;
+    let deleted = send(
+        &mirror,
+        Request::delete(format!("{APP}/manifests/{digest}")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED);
-    let referrers = send(&mirror, Request::get(format!("{APP}/referrers/{subject}")), None, "").await;
+    let referrers = send(
+        &mirror,
+        Request::get(format!("{APP}/referrers/{subject}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(referrers.json()["manifests"], json!([]));
 }
 
@@ -396,16 +611,34 @@ async fn tags_and_catalog_paginate() {
     }
     push_image(&mirror, "/v2/private/zoo", "1").await;
 
-    let page = send(&mirror, Request::get(format!("{APP}/tags/list?n=2")), None, "").await;
+    let page = send(
+        &mirror,
+        Request::get(format!("{APP}/tags/list?n=2")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(page.json()["tags"], json!(["a", "b"]));
-    assert_eq!(page.header("link"), "</v2/private/app/tags/list?n=2&last=b>; rel=\"next\"");
-    let rest = send(&mirror, Request::get(format!("{APP}/tags/list?n=2&last=b")), None, "").await;
+    assert_eq!(
+        page.header("link"),
+        "</v2/private/app/tags/list?n=2&last=b>; rel=\"next\""
+    );
+    let rest = send(
+        &mirror,
+        Request::get(format!("{APP}/tags/list?n=2&last=b")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(rest.json()["tags"], json!(["c"]));
     assert_eq!(rest.header("link"), "");
 
     let catalog = send(&mirror, Request::get("/v2/_catalog?n=1"), None, "").await;
     assert_eq!(catalog.json(), json!({"repositories": ["private/app"]}));
-    assert_eq!(catalog.header("link"), "</v2/_catalog?n=1&last=private%2Fapp>; rel=\"next\"");
+    assert_eq!(
+        catalog.header("link"),
+        "</v2/_catalog?n=1&last=private%2Fapp>; rel=\"next\""
+    );
     let bad = send(&mirror, Request::get("/v2/_catalog?n=x"), None, "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
@@ -417,26 +650,76 @@ async fn deletes_unlink_tags_manifests_and_blobs() {
     push_image(&mirror, APP, "latest").await;
     let digest = sha256_of(&manifest);
 
-    let reply = send(&mirror, Request::delete(format!("{APP}/manifests/1.0")), None, "").await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "deletes need a credential");
-    let reply = send(&mirror, Request::delete(format!("{APP}/manifests/1.0")), Some(&alice()), "").await;
+    let reply = send(
+        &mirror,
+        Request::delete(format!("{APP}/manifests/1.0")),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "deletes need a credential"
+    );
+    let reply = send(
+        &mirror,
+        Request::delete(format!("{APP}/manifests/1.0")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     let tags = send(&mirror, Request::get(format!("{APP}/tags/list")), None, "").await;
     assert_eq!(tags.json()["tags"], json!(["latest"]));
 
-    let reply = send(&mirror, Request::delete(format!("{APP}/manifests/{digest}")), Some(&alice()), "").await;
+    let reply = send(
+        &mirror,
+        Request::delete(format!("{APP}/manifests/{digest}")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let gone = send(&mirror, Request::get(format!("{APP}/manifests/{digest}")), None, "").await;
+    let gone = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/{digest}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(gone.error_code(), "MANIFEST_UNKNOWN");
     let tags = send(&mirror, Request::get(format!("{APP}/tags/list")), None, "").await;
-    assert_eq!(tags.json()["tags"], json!([]), "tags naming it went with it");
+    assert_eq!(
+        tags.json()["tags"],
+        json!([]),
+        "tags naming it went with it"
+    );
 
     let layer = sha256_of(b"layer bytes");
-    let reply = send(&mirror, Request::delete(format!("{APP}/blobs/{layer}")), Some(&alice()), "").await;
+    let reply = send(
+        &mirror,
+        Request::delete(format!("{APP}/blobs/{layer}")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let reply = send(&mirror, Request::get(format!("{APP}/blobs/{layer}")), None, "").await;
+    let reply = send(
+        &mirror,
+        Request::get(format!("{APP}/blobs/{layer}")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(reply.error_code(), "BLOB_UNKNOWN");
-    let reply = send(&mirror, Request::delete(format!("{APP}/blobs/{layer}")), Some(&alice()), "").await;
+    let reply = send(
+        &mirror,
+        Request::delete(format!("{APP}/blobs/{layer}")),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(reply.error_code(), "BLOB_UNKNOWN");
 }
 
@@ -449,12 +732,21 @@ async fn deletes_can_be_disabled() {
     let Private { mirror, .. } = private_setup(config).await;
     let (manifest, _) = push_image(&mirror, APP, "1.0").await;
     let digest = sha256_of(&manifest);
-    for uri in [format!("{APP}/manifests/1.0"), format!("{APP}/manifests/{digest}")] {
+    for uri in [
+        format!("{APP}/manifests/1.0"),
+        format!("{APP}/manifests/{digest}"),
+    ] {
         let reply = send(&mirror, Request::delete(uri), Some(&alice()), "").await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(reply.error_code(), "UNSUPPORTED");
     }
-    let reply = send(&mirror, Request::get(format!("{APP}/manifests/1.0")), None, "").await;
+    let reply = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/1.0")),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -462,7 +754,13 @@ async fn deletes_can_be_disabled() {
 async fn pushes_need_a_credential_with_write_access() {
     let Private { mirror, cache, .. } = setup_private().await;
     let uri = format!("{APP}/blobs/uploads/?digest={}", sha256_of(b"x"));
-    let anonymous = send(&mirror, Request::post(&uri).header("host", "reg.test:5000"), None, "x").await;
+    let anonymous = send(
+        &mirror,
+        Request::post(&uri).header("host", "reg.test:5000"),
+        None,
+        "x",
+    )
+    .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert_eq!(anonymous.error_code(), "UNAUTHORIZED");
     assert_eq!(
@@ -470,14 +768,32 @@ async fn pushes_need_a_credential_with_write_access() {
         "Bearer realm=\"http://reg.test:5000/v2/_token\",service=\"reg.test:5000\",\
          scope=\"repository:private/app:pull,push\""
     );
-    let wrong = send(&mirror, Request::post(&uri), Some(&basic("alice", "nope")), "x").await;
+    let wrong = send(
+        &mirror,
+        Request::post(&uri),
+        Some(&basic("alice", "nope")),
+        "x",
+    )
+    .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let bob = send(&mirror, Request::post(&uri), Some(&basic("bob", "bob-pw")), "x").await;
+    let bob = send(
+        &mirror,
+        Request::post(&uri),
+        Some(&basic("bob", "bob-pw")),
+        "x",
+    )
+    .await;
     assert_eq!(bob.status, StatusCode::FORBIDDEN);
     assert_eq!(bob.error_code(), "DENIED");
     assert_eq!(cache.blobs().size(&sha256_of(b"x")).await.unwrap(), None);
 
-    let proxied = send(&mirror, Request::post("/v2/library/alpine/blobs/uploads/"), Some(&alice()), "").await;
+    let proxied = send(
+        &mirror,
+        Request::post("/v2/library/alpine/blobs/uploads/"),
+        Some(&alice()),
+        "",
+    )
+    .await;
     assert_eq!(proxied.error_code(), "DENIED");
     assert!(proxied.json()["errors"][0]["message"]
         .as_str()
@@ -503,7 +819,13 @@ async fn token_flow_as_docker_login_does_it() {
     let ping = send(&mirror, Request::get("/v2/"), None, "").await;
     assert_eq!(ping.status, StatusCode::UNAUTHORIZED);
     assert!(ping.header("www-authenticate").starts_with("Bearer realm="));
-    let refused = send(&mirror, Request::get("/v2/_token?scope=x"), Some(&basic("alice", "no")), "").await;
+    let refused = send(
+        &mirror,
+        Request::get("/v2/_token?scope=x"),
+        Some(&basic("alice", "no")),
+        "",
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
     let scope = "repository:private/app:pull,push";
@@ -512,14 +834,36 @@ async fn token_flow_as_docker_login_does_it() {
     assert_eq!(ping.status, StatusCode::OK);
     let digest = sha256_of(b"via token");
     let uri = format!("{APP}/blobs/uploads/?digest={digest}");
-    let pushed = send(&mirror, Request::post(&uri), Some(&alice_token), "via token").await;
+    let pushed = send(
+        &mirror,
+        Request::post(&uri),
+        Some(&alice_token),
+        "via token",
+    )
+    .await;
     assert_eq!(pushed.status, StatusCode::CREATED);
     let other_repo = format!("/v2/private/other/blobs/uploads/?digest={digest}");
-    let unscoped = send(&mirror, Request::post(other_repo), Some(&alice_token), "via token").await;
-    assert_eq!(unscoped.status, StatusCode::UNAUTHORIZED, "a token for another scope: ask again");
+    let unscoped = send(
+        &mirror,
+        Request::post(other_repo),
+        Some(&alice_token),
+        "via token",
+    )
+    .await;
+    assert_eq!(
+        unscoped.status,
+        StatusCode::UNAUTHORIZED,
+        "a token for another scope: ask again"
+    );
 
     let anonymous = token(&mirror, None, scope).await;
-    let pull = send(&mirror, Request::get(format!("{APP}/blobs/{digest}")), Some(&anonymous), "").await;
+    let pull = send(
+        &mirror,
+        Request::get(format!("{APP}/blobs/{digest}")),
+        Some(&anonymous),
+        "",
+    )
+    .await;
     assert_eq!(pull.status, StatusCode::OK);
     let push = send(&mirror, Request::post(&uri), Some(&anonymous), "via token").await;
     assert_eq!(push.status, StatusCode::UNAUTHORIZED);
@@ -532,5 +876,9 @@ async fn token_flow_as_docker_login_does_it() {
     let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}"#;
     hub.manifest("library/alpine", Some("3"), DOCKER_MANIFEST, body);
     let proxied = send(&mirror, Request::get("/v2/alpine/manifests/3"), None, "").await;
-    assert_eq!(proxied.status, StatusCode::OK, "pull-through stays anonymous");
+    assert_eq!(
+        proxied.status,
+        StatusCode::OK,
+        "pull-through stays anonymous"
+    );
 }
