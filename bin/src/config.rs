@@ -31,7 +31,7 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) npm: NpmConfig,
     pub(crate) pypi: PypiConfig,
-    /// Container image upstreams and tag freshness.
+    /// Container image upstreams, tag freshness and the private registry.
     pub(crate) docker: DockerConfig,
     /// Users, tokens and who may read or write what.
     pub(crate) auth: AccessPolicy,
@@ -107,6 +107,16 @@ impl Config {
                 .map(|url| format!("{}/npm", url.trim_end_matches('/')));
         }
         npm
+    }
+
+    /// The container registry configuration with the server-wide public URL, which its
+    /// authentication challenges name as the token endpoint's host.
+    pub(crate) fn docker(&self) -> DockerConfig {
+        let mut docker = self.docker.clone();
+        if docker.public_url.is_none() {
+            docker.public_url = self.public_url.clone();
+        }
+        docker
     }
 
     /// The PyPI configuration with the server-wide public URL applied to its mount.

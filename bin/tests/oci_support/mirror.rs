@@ -21,7 +21,7 @@ pub(crate) struct Mirror {
     child: Child,
     log: PathBuf,
     client: reqwest::Client,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Mirror {
@@ -64,12 +64,41 @@ impl Mirror {
             child,
             log,
             client: client(),
-            _dir: dir,
+            dir,
         };
         mirror.host = tokio::time::timeout(STARTUP_TIMEOUT, listening_address(stdout))
             .await
             .unwrap_or_else(|_| panic!("no `listening on` line within {STARTUP_TIMEOUT:?}"));
         mirror
+    }
+
+    /// Adds a user with `registry-mirror user add` on this mirror's data, as an operator
+    /// does while the server runs.
+    pub(crate) async fn add_user(&self, name: &str, password: &str) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_registry-mirror"));
+        command
+            .args(["user", "add", name, "--password", password])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .env_remove("REGISTRY_MIRROR_PASSWORD")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(STARTUP_TIMEOUT, command.output())
+            .await
+            .expect("`user add` finishes")
+            .expect("run `registry-mirror user add`");
+        assert!(
+            output.status.success(),
+            "user add {name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A request builder for `method` `path` (from `/v2/...`) on the mirror.
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url()))
     }
 
     pub(crate) fn url(&self) -> String {
