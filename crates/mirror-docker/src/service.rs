@@ -203,6 +203,8 @@ struct Ask<'a> {
     mount: Option<String>,
     /// `from` of a mount: the repository holding the blob.
     from: Option<String>,
+    /// `tag` of a manifest pushed by digest, repeated: tags to point at it.
+    tags: Vec<String>,
 }
 
 impl<'a> Ask<'a> {
@@ -218,9 +220,14 @@ impl<'a> Ask<'a> {
             digest: None,
             mount: None,
             from: None,
+            tags: Vec::new(),
         };
         let query = parts.uri.query().unwrap_or_default();
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "tag" {
+                ask.tags.push(value.into_owned());
+                continue;
+            }
             let slot = match key.as_ref() {
                 "ns" => &mut ask.ns,
                 "n" => &mut ask.n,

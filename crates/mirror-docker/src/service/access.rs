@@ -106,6 +106,24 @@ impl Inner {
         }
     }
 
+    /// Whether the caller may pull from `name` as a side effect of another request (a
+    /// mount source, a catalog entry). A token is read for who it names rather than the
+    /// repositories it was scoped to, since clients scope tokens to the request's own
+    /// repository.
+    pub(super) fn may_read(&self, caller: &Caller, name: &RepoName) -> bool {
+        if self.authorize(caller, name, Action::Read).is_ok() {
+            return true;
+        }
+        match (caller, &self.auth) {
+            (Caller::Signed(claims), Some(auth)) => {
+                let identity = claims.identity();
+                auth.check(identity.as_ref(), "docker", name.as_str(), Action::Read)
+                    == Access::Granted
+            }
+            _ => false,
+        }
+    }
+
     /// `GET /v2/`: a `401` with the challenge until the client shows a credential, so that
     /// clients learn where to log in before they push.
     pub(super) fn base(&self, caller: &Caller) -> Result<Response<Body>> {

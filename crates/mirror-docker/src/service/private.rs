@@ -235,6 +235,15 @@ impl Inner {
         Ok(response)
     }
 
+    /// Every private repository that received content, in name order.
+    async fn registered_repositories(&self) -> Result<Vec<RepoName>> {
+        let records = self.cache.metadata().list(REPOS, None, usize::MAX).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|(key, _)| RepoName::parse(key.strip_prefix(REPOS)?).ok())
+            .collect())
+    }
+
     async fn is_registered(&self, name: &RepoName) -> Result<bool> {
         let key = format!("{REPOS}{name}");
         Ok(self.cache.metadata().get(&key).await?.is_some())
@@ -243,11 +252,11 @@ impl Inner {
     /// `GET /v2/_catalog`: the private repositories the caller may pull from.
     pub(super) async fn catalog(&self, caller: &Caller, ask: &Ask<'_>) -> Result<Response<Body>> {
         let n = page_size(ask)?;
-        let records = self.cache.metadata().list(REPOS, None, usize::MAX).await?;
-        let names: Vec<String> = records
+        let names: Vec<String> = self
+            .registered_repositories()
+            .await?
             .into_iter()
-            .filter_map(|(key, _)| RepoName::parse(key.strip_prefix(REPOS)?).ok())
-            .filter(|name| self.authorize(caller, name, Action::Read).is_ok())
+            .filter(|name| self.may_read(caller, name))
             .map(|name| name.as_str().to_owned())
             .collect();
         let (page, more) = paginate(&names, n, ask.last.as_deref());

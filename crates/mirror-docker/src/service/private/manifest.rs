@@ -24,6 +24,10 @@ use crate::service::{set, Ask, Inner, RequestBody, Result};
 
 /// The response header naming the subject of a pushed referrer.
 const SUBJECT_HEADER: &str = "oci-subject";
+/// The response header naming the tags a push by digest set with `?tag=`.
+const TAG_HEADER: &str = "oci-tag";
+/// Most `?tag=` parameters one push may set; the specification asks for at least 10.
+const MAX_TAGS_PER_PUSH: usize = 100;
 
 /// The parts of a manifest or index the registry looks at.
 #[derive(Debug, Deserialize)]
@@ -72,6 +76,7 @@ impl Inner {
         request: PrivateRequest<'_>,
     ) -> Result<Response<Body>> {
         let headers = &request.parts.headers;
+        let tags = tags_to_set(reference, &request.ask.tags)?;
         let bytes = read_manifest(headers, request.body, self.config.max_manifest_bytes).await?;
         let digests = digests_of(&bytes, [Algorithm::Sha512]);
         let digest = match reference {
@@ -104,7 +109,7 @@ impl Inner {
         };
         self.save_record(&key(name, "manifest", &digest.to_string()), &link)
             .await?;
-        if let Reference::Tag(tag) = reference {
+        for tag in &tags {
             let tag_link = TagLink {
                 digest: digest.clone(),
             };
@@ -121,6 +126,9 @@ impl Inner {
         let mut response = created(&format!("/v2/{name}/manifests/{digest}"), &digest);
         if let Some(subject) = subject {
             set(response.headers_mut(), SUBJECT_HEADER, &subject.to_string());
+        }
+        if matches!(reference, Reference::Digest(_)) && !tags.is_empty() {
+            set(response.headers_mut(), TAG_HEADER, &tags.join(", "));
         }
         Ok(response)
     }
@@ -250,6 +258,25 @@ impl Inner {
             ))
         }
     }
+}
+
+/// The tags a push sets: the one in the path, or those of `?tag=` on a push by digest.
+fn tags_to_set(reference: &Reference, params: &[String]) -> Result<Vec<String>> {
+    if let Reference::Tag(tag) = reference {
+        return Ok(vec![tag.clone()]);
+    }
+    if params.len() > MAX_TAGS_PER_PUSH {
+        return Err(DockerError::ManifestInvalid(format!(
+            "at most {MAX_TAGS_PER_PUSH} tag parameters per push"
+        )));
+    }
+    params
+        .iter()
+        .map(|param| match Reference::parse(param)? {
+            Reference::Tag(tag) => Ok(tag),
+            Reference::Digest(_) => Err(DockerError::TagInvalid(param.clone())),
+        })
+        .collect()
 }
 
 /// Reads a pushed manifest, refusing one over `limit` bytes before reading it when its

@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
 use http::{header, HeaderMap, Method, Response, StatusCode};
-use mirror_core::auth::Action;
 use mirror_core::digest::MultiHasher;
 use mirror_core::{body, Algorithm, BlobWriter, Body, Digest, Expected};
 
@@ -195,7 +194,8 @@ impl Inner {
     }
 
     /// Links a blob another private repository holds, when the caller may pull it there;
-    /// `None` when it cannot be mounted, and a normal upload starts instead.
+    /// `None` when it cannot be mounted, and a normal upload starts instead. Without
+    /// `from`, any private repository the caller may pull from will do.
     async fn mount(
         &self,
         name: &RepoName,
@@ -204,27 +204,40 @@ impl Inner {
         caller: &Caller,
     ) -> Result<Option<Response<Body>>> {
         let digest = parse_digest(mount)?;
-        let Some(from) = from.and_then(|from| RepoName::parse(from).ok()) else {
-            return Ok(None);
+        let sources = match from {
+            Some(from) => RepoName::parse(from).into_iter().collect(),
+            None => self.registered_repositories().await?,
         };
-        let readable = self.config.is_private(from.as_str())
-            && self.authorize(caller, &from, Action::Read).is_ok();
-        let link = match readable {
-            true => self.blob_link(&from, &digest).await?,
-            false => None,
-        };
-        let Some(link) = link else {
-            return Ok(None);
-        };
-        if self.cache.blobs().size(&link.stored).await? != Some(link.size) {
+        for source in sources {
+            let Some(link) = self.mountable(&source, &digest, caller).await? else {
+                continue;
+            };
+            self.link_blob(name, &digest, &link).await?;
+            tracing::debug!(repository = %name, from = %source, %digest, "blob mounted");
+            return Ok(Some(created(
+                &format!("/v2/{name}/blobs/{digest}"),
+                &digest,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The blob's link in `source`, if the caller may pull it from there and its bytes are
+    /// stored.
+    async fn mountable(
+        &self,
+        source: &RepoName,
+        digest: &Digest,
+        caller: &Caller,
+    ) -> Result<Option<BlobLink>> {
+        if !self.config.is_private(source.as_str()) || !self.may_read(caller, source) {
             return Ok(None);
         }
-        self.link_blob(name, &digest, &link).await?;
-        tracing::debug!(repository = %name, %from, %digest, "blob mounted");
-        Ok(Some(created(
-            &format!("/v2/{name}/blobs/{digest}"),
-            &digest,
-        )))
+        let Some(link) = self.blob_link(source, digest).await? else {
+            return Ok(None);
+        };
+        let stored = self.cache.blobs().size(&link.stored).await?;
+        Ok((stored == Some(link.size)).then_some(link))
     }
 
     /// `PATCH`: one more chunk, which must start where the upload stands.

@@ -882,3 +882,51 @@ async fn token_flow_as_docker_login_does_it() {
         "pull-through stays anonymous"
     );
 }
+
+#[tokio::test]
+async fn mounts_without_from_and_with_a_token_scoped_to_the_target() {
+    let Private { mirror, .. } = setup_private().await;
+    let digest = push_blob(&mirror, APP, b"shared layer").await;
+
+    let uri = format!("/v2/private/copy/blobs/uploads/?mount={digest}");
+    let mounted = send(&mirror, Request::post(uri), Some(&alice()), "").await;
+    assert_eq!(mounted.status, StatusCode::CREATED, "found in private/app");
+
+    let scoped = token(
+        &mirror,
+        Some(&alice()),
+        "repository:private/third:pull,push",
+    )
+    .await;
+    let uri = format!("/v2/private/third/blobs/uploads/?mount={digest}&from=private/app");
+    let mounted = send(&mirror, Request::post(uri), Some(&scoped), "").await;
+    assert_eq!(
+        mounted.status,
+        StatusCode::CREATED,
+        "alice may read private/app"
+    );
+
+    let unknown = sha256_of(b"nowhere");
+    let uri = format!("/v2/private/copy/blobs/uploads/?mount={unknown}");
+    let fallback = send(&mirror, Request::post(uri), Some(&alice()), "").await;
+    assert_eq!(fallback.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_push_by_digest_may_set_tags() {
+    let Private { mirror, .. } = setup_private().await;
+    let (manifest, _) = push_image(&mirror, APP, "base").await;
+    let digest = sha256_of(&manifest);
+    let uri = format!("{APP}/manifests/{digest}?tag=1.2.3&tag=latest");
+    let put = Request::put(uri).header(header::CONTENT_TYPE, OCI_MANIFEST);
+    let reply = send(&mirror, put, Some(&alice()), manifest.clone()).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.header("oci-tag"), "1.2.3, latest");
+    let tags = send(&mirror, Request::get(format!("{APP}/tags/list")), None, "").await;
+    assert_eq!(tags.json()["tags"], json!(["1.2.3", "base", "latest"]));
+
+    let uri = format!("{APP}/manifests/{digest}?tag=bad/tag");
+    let put = Request::put(uri).header(header::CONTENT_TYPE, OCI_MANIFEST);
+    let reply = send(&mirror, put, Some(&alice()), manifest).await;
+    assert_eq!(reply.error_code(), "MANIFEST_UNKNOWN");
+}
