@@ -244,4 +244,24 @@ mod tests {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
         assert!(toml::from_str::<Config>("[npm]\nupstrem = \"x\"").is_err());
     }
+
+    #[test]
+    fn private_registry_keys() {
+        let config: Config = toml::from_str(
+            "public_url = \"https://reg.example\"\n[docker]\n\
+             private_repositories = [\"team/*\"]\nallow_delete = false\n\
+             upload_timeout = \"10m\"\ntoken_ttl = \"1m\"\n",
+        )
+        .unwrap();
+        let docker = config.docker();
+        assert!(docker.is_private("team/app") && !docker.is_private("private/app"));
+        assert!(!docker.allow_delete);
+        assert_eq!(docker.upload_timeout, Duration::from_secs(600));
+        assert_eq!(docker.token_ttl, Duration::from_secs(60));
+        assert_eq!(docker.public_url.as_deref(), Some("https://reg.example"));
+
+        let defaults = Config::default().docker();
+        assert!(defaults.is_private("private/app") && defaults.allow_delete);
+        assert!(!defaults.is_private("library/alpine"));
+    }
 }

@@ -870,6 +870,18 @@ async fn token_flow_as_docker_login_does_it() {
     let bob = token(&mirror, Some(&basic("bob", "bob-pw")), scope).await;
     let push = send(&mirror, Request::post(&uri), Some(&bob), "via token").await;
     assert_eq!(push.status, StatusCode::FORBIDDEN);
+    let renew = send(
+        &mirror,
+        Request::get("/v2/_token?scope=x"),
+        Some(&alice_token),
+        "",
+    )
+    .await;
+    assert_eq!(
+        renew.status,
+        StatusCode::UNAUTHORIZED,
+        "a token cannot renew itself"
+    );
     let forged = send(&mirror, Request::get("/v2/"), Some("Bearer abc.def"), "").await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 
