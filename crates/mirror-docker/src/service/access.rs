@@ -153,6 +153,12 @@ impl Inner {
                 "the token endpoint answers GET only",
             ));
         }
+        if let Caller::Signed(_) = caller {
+            // A token may not buy a newer one, or one stolen token would never expire.
+            return Err(DockerError::Unauthorized(
+                "log in with a password or an API token, not a bearer token".to_owned(),
+            ));
+        }
         let query = parts.uri.query().unwrap_or_default();
         let access = url::form_urlencoded::parse(query.as_bytes())
             .filter(|(key, _)| key == "scope")
