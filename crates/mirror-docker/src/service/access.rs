@@ -125,9 +125,14 @@ impl Inner {
     }
 
     /// `GET /v2/`: a `401` with the challenge until the client shows a credential, so that
-    /// clients learn where to log in before they push.
+    /// clients learn where to log in before they push (container clients only send
+    /// credentials after such a challenge). A mirror with nothing to log in for (no private
+    /// repositories, anonymous reads) answers `200` to everyone, as a plain mirror does.
     pub(super) fn base(&self, caller: &Caller) -> Result<Response<Body>> {
-        if self.auth.is_some() && matches!(caller, Caller::Anonymous) {
+        let login_useful = self.auth.as_ref().is_some_and(|auth| {
+            !self.config.private_repositories.is_empty() || !auth.policy().anonymous_read
+        });
+        if login_useful && matches!(caller, Caller::Anonymous) {
             return Err(DockerError::Unauthorized(
                 "log in to push; anonymous clients may fetch an anonymous token".to_owned(),
             ));

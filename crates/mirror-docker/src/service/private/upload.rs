@@ -403,3 +403,28 @@ fn upload_response(
     set(headers, header::CONTENT_LENGTH, "0");
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn range(value: &str) -> Result<Option<(u64, u64)>> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(value).unwrap());
+        chunk_range(&headers)
+    }
+
+    #[test]
+    fn reads_chunk_ranges_in_the_forms_clients_send() {
+        assert_eq!(chunk_range(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(range("0-1023").unwrap(), Some((0, 1023)));
+        assert_eq!(range("bytes 1024-2047/*").unwrap(), Some((1024, 2047)));
+        assert_eq!(range("bytes 5-5/6").unwrap(), Some((5, 5)));
+        for bad in ["", "5", "a-b", "9-3", "-3", "1--2", "bytes=0-1"] {
+            let err = range(bad).unwrap_err();
+            assert_eq!(err.code(), "BLOB_UPLOAD_INVALID", "{bad:?}");
+        }
+    }
+}

@@ -814,6 +814,25 @@ async fn token(mirror: &DockerMirror, auth: Option<&str>, scope: &str) -> String
 }
 
 #[tokio::test]
+async fn a_mirror_without_private_repositories_needs_no_login() {
+    let config = DockerConfig {
+        private_repositories: Vec::new(),
+        ..DockerConfig::default()
+    };
+    let Private { mirror, .. } = private_setup(config).await;
+    let ping = send(&mirror, Request::get("/v2/"), None, "").await;
+    assert_eq!(ping.status, StatusCode::OK);
+    let push = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(&alice()),
+        "",
+    )
+    .await;
+    assert_eq!(push.error_code(), "DENIED");
+}
+
+#[tokio::test]
 async fn token_flow_as_docker_login_does_it() {
     let Private { mirror, hub, .. } = setup_private().await;
     let ping = send(&mirror, Request::get("/v2/"), None, "").await;
