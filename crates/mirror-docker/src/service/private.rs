@@ -94,7 +94,12 @@ impl Inner {
             }
         };
         let reading = method == Method::GET || method == Method::HEAD;
-        let action = if reading { Action::Read } else { Action::Write };
+        // Everything about an upload, even asking how far it got, is part of a push.
+        let action = match route {
+            Route::Upload(..) => Action::Write,
+            _ if reading => Action::Read,
+            _ => Action::Write,
+        };
         self.authorize(request.caller, &name, action)?;
         match (route, method) {
             (Route::Upload(name, id), _) => self.upload(&name, id, request).await,

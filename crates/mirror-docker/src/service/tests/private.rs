@@ -9,6 +9,9 @@ use mirror_core::Algorithm;
 use super::*;
 
 const APP: &str = "/v2/private/app";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 struct Private {
     mirror: DockerMirror,
@@ -101,8 +104,8 @@ async fn push_image(mirror: &DockerMirror, repo: &str, tag: &str) -> (Vec<u8>, R
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 11}],
+        "config": {"mediaType": CONFIG, "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": LAYER, "digest": layer.to_string(), "size": 11}],
     })
     .to_string()
     .into_bytes();
@@ -380,6 +383,12 @@ async fn cancelled_and_foreign_uploads() {
     let location = started.header("location").to_owned();
     let id = started.header("docker-upload-uuid").to_owned();
 
+    let anonymous = send(&mirror, Request::get(&location), None, "").await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "uploads are pushes"
+    );
     let foreign = format!("/v2/private/other/blobs/uploads/{id}");
     let reply = send(&mirror, Request::get(foreign), Some(&alice()), "").await;
     assert_eq!(reply.error_code(), "BLOB_UPLOAD_UNKNOWN");
@@ -426,7 +435,7 @@ async fn manifests_are_checked_before_anything_is_stored() {
     let missing = sha256_of(b"never pushed");
     let manifest = json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": missing.to_string(), "size": 12},
+        "config": {"mediaType": CONFIG, "digest": missing.to_string(), "size": 12},
         "layers": [],
     })
     .to_string();
@@ -554,9 +563,11 @@ async fn referrers_list_manifests_with_a_subject() {
     let signature = json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.example.signature",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "config": {"mediaType": EMPTY, "digest": empty.to_string(), "size": 2},
         "layers": [],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": manifest.len()},
+        "subject": {
+            "mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": manifest.len()
+        },
         "annotations": {"org.example": "yes"},
     })
     .to_string();
@@ -578,7 +589,8 @@ async fn referrers_list_manifests_with_a_subject() {
     assert_eq!(
         referrers.json()["manifests"],
         json!([{"mediaType": OCI_MANIFEST, "digest": digest.to_string(), "size": signature.len(),
-                "artifactType": "application/vnd.example.signature", "annotations": {"org.example": "yes"}}])
+                "artifactType": "application/vnd.example.signature",
+                "annotations": {"org.example": "yes"}}])
     );
     let uri = format!("{APP}/referrers/{subject}?artifactType=application/other");
     let filtered = send(&mirror, Request::get(uri), None, "").await;
@@ -904,7 +916,8 @@ async fn token_flow_as_docker_login_does_it() {
     let forged = send(&mirror, Request::get("/v2/"), Some("Bearer abc.def"), "").await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 
-    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}"#;
+    let body = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "layers": []}).to_string();
+    let body = body.as_bytes();
     hub.manifest("library/alpine", Some("3"), DOCKER_MANIFEST, body);
     let proxied = send(&mirror, Request::get("/v2/alpine/manifests/3"), None, "").await;
     assert_eq!(
