@@ -31,6 +31,11 @@ pub(super) enum Caller {
 }
 
 impl Caller {
+    /// True when the caller showed a user's credential, or a token issued to a user.
+    pub(super) fn is_signed_in(&self) -> bool {
+        self.identity().is_some()
+    }
+
     fn identity(&self) -> Option<Identity> {
         match self {
             Caller::Anonymous => None,

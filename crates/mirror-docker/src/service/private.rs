@@ -94,13 +94,15 @@ impl Inner {
             }
         };
         let reading = method == Method::GET || method == Method::HEAD;
-        // Everything about an upload, even asking how far it got, is part of a push.
-        let action = match route {
-            Route::Upload(..) => Action::Write,
-            _ if reading => Action::Read,
-            _ => Action::Write,
-        };
+        let action = if reading { Action::Read } else { Action::Write };
         self.authorize(request.caller, &name, action)?;
+        if matches!(route, Route::Upload(..)) && !request.caller.is_signed_in() {
+            // Asking how far an upload got is part of a push: clients ask with a pull-scoped
+            // token, so a signed-in reader may, an anonymous one may not.
+            return Err(DockerError::Unauthorized(format!(
+                "authentication required to push to {name}"
+            )));
+        }
         match (route, method) {
             (Route::Upload(name, id), _) => self.upload(&name, id, request).await,
             (Route::Manifest(name, reference), Method::PUT) => {
