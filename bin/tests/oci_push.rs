@@ -118,6 +118,70 @@ async fn skopeo_pushes_with_credentials_only_and_pulls_back_byte_identical() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn skopeo_login_and_api_tokens() {
+    let mirror = private_mirror("").await;
+    let skopeo = Skopeo::new();
+    let app = Image::new("amd64", &[("hello", b"pushed after a login\n")]);
+    let layout = tempfile::tempdir().expect("layout directory");
+    app.write_layout(layout.path(), "push");
+
+    let refused = skopeo
+        .run(&[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "-p",
+            "wrong",
+            &mirror.host,
+        ])
+        .await;
+    refused.assert_failure();
+    skopeo
+        .run(&[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "-p",
+            PASSWORD,
+            &mirror.host,
+        ])
+        .await
+        .assert_success();
+    let after_login = format!("{}/private/login:1", mirror.host);
+    assert!(push_layout(&skopeo, layout.path(), &after_login, &[]).await);
+    assert_eq!(skopeo.inspect_raw(&after_login).await, app.manifest.bytes);
+
+    let token = mirror.create_token("alice", &[]).await;
+    let read_only = mirror.create_token("alice", &["--read-only"]).await;
+    let fresh = Skopeo::new();
+    let with_token = format!("{}/private/token:1", mirror.host);
+    let reader = format!("alice:{read_only}");
+    assert!(
+        !push_layout(
+            &fresh,
+            layout.path(),
+            &with_token,
+            &["--dest-creds", &reader]
+        )
+        .await,
+        "a read-only token cannot push"
+    );
+    let writer = format!("alice:{token}");
+    assert!(
+        push_layout(
+            &fresh,
+            layout.path(),
+            &with_token,
+            &["--dest-creds", &writer]
+        )
+        .await
+    );
+    assert_eq!(fresh.inspect_raw(&with_token).await, app.manifest.bytes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn multi_platform_index_push_and_delete() {
     let mirror = private_mirror("").await;
     let skopeo = Skopeo::new();

@@ -75,9 +75,26 @@ impl Mirror {
     /// Adds a user with `registry-mirror user add` on this mirror's data, as an operator
     /// does while the server runs.
     pub(crate) async fn add_user(&self, name: &str, password: &str) {
+        self.cli(&["user", "add", name, "--password", password])
+            .await;
+    }
+
+    /// Creates an API token for `user` with `registry-mirror token create`; returns it.
+    pub(crate) async fn create_token(&self, user: &str, options: &[&str]) -> String {
+        let stdout = self
+            .cli(&[&["token", "create", "--user", user], options].concat())
+            .await;
+        let token = stdout.trim().to_owned();
+        assert!(token.starts_with("rmt_"), "a token on stdout: {stdout}");
+        token
+    }
+
+    /// Runs `registry-mirror <args>` on this mirror's data directory and configuration;
+    /// returns its standard output, failing the test when it fails.
+    async fn cli(&self, args: &[&str]) -> String {
         let mut command = Command::new(env!("CARGO_BIN_EXE_registry-mirror"));
         command
-            .args(["user", "add", name, "--password", password])
+            .args(args)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .arg("--config")
@@ -87,13 +104,14 @@ impl Mirror {
             .kill_on_drop(true);
         let output = tokio::time::timeout(STARTUP_TIMEOUT, command.output())
             .await
-            .expect("`user add` finishes")
-            .expect("run `registry-mirror user add`");
+            .unwrap_or_else(|_| panic!("registry-mirror {args:?} took over {STARTUP_TIMEOUT:?}"))
+            .expect("run registry-mirror");
         assert!(
             output.status.success(),
-            "user add {name}: {}",
+            "registry-mirror {args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// A request builder for `method` `path` (from `/v2/...`) on the mirror.
