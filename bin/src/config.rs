@@ -250,7 +250,7 @@ mod tests {
         let config: Config = toml::from_str(
             "public_url = \"https://reg.example\"\n[docker]\n\
              private_repositories = [\"team/*\"]\nallow_delete = false\n\
-             upload_timeout = \"10m\"\ntoken_ttl = \"1m\"\n",
+             upload_timeout = \"10m\"\ntoken_ttl = \"1m\"\nmax_uploads = 3\n",
         )
         .unwrap();
         let docker = config.docker();
@@ -258,6 +258,7 @@ mod tests {
         assert!(!docker.allow_delete);
         assert_eq!(docker.upload_timeout, Duration::from_secs(600));
         assert_eq!(docker.token_ttl, Duration::from_secs(60));
+        assert_eq!(docker.max_uploads, 3);
         assert_eq!(docker.public_url.as_deref(), Some("https://reg.example"));
 
         let defaults = Config::default().docker();

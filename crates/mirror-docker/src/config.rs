@@ -44,6 +44,9 @@ pub struct DockerConfig {
     /// (default: one hour).
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
+    /// Most uploads in progress at once; more get `429 TOOMANYREQUESTS` until some finish
+    /// or time out (default: 1024).
+    pub max_uploads: usize,
     /// How long a bearer token from the registry's token endpoint stays valid (default:
     /// five minutes; clients fetch a new one when it runs out).
     #[serde(with = "humantime_serde")]
@@ -110,6 +113,7 @@ impl Default for DockerConfig {
             private_repositories: vec!["private/*".to_owned()],
             allow_delete: true,
             upload_timeout: Duration::from_secs(3600),
+            max_uploads: 1024,
             token_ttl: Duration::from_secs(300),
             public_url: None,
         }

@@ -75,6 +75,9 @@ pub enum DockerError {
     /// Upstream is rate-limiting this mirror and nothing cached can answer instead.
     #[error("upstream registry is rate-limiting this mirror; retry later")]
     TooManyRequests,
+    /// Too many uploads are in progress on this registry.
+    #[error("too many uploads in progress; finish or cancel some, or retry later")]
+    TooManyUploads,
     /// Upstream sent something that is not what the protocol promises.
     #[error("upstream sent a malformed {0}")]
     MalformedUpstream(&'static str),
@@ -171,7 +174,9 @@ impl DockerError {
             DockerError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             DockerError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             DockerError::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
-            DockerError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            DockerError::TooManyRequests | DockerError::TooManyUploads => {
+                (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS")
+            }
             DockerError::MalformedUpstream(_) => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
             DockerError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             DockerError::Core(err) => core_status_and_code(err),

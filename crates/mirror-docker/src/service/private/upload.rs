@@ -127,9 +127,8 @@ impl Uploads {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Uploads in progress, for tests.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// Uploads in progress.
+    pub(crate) fn count(&self) -> usize {
         self.lock().len()
     }
 }
@@ -176,6 +175,9 @@ impl Inner {
         }
         let digest = ask.digest.as_deref().map(parse_digest).transpose()?;
         self.uploads.sweep(self.upload_cutoff());
+        if self.uploads.count() >= self.config.max_uploads {
+            return Err(DockerError::TooManyUploads);
+        }
         let writer = self.cache.blobs().writer(Expected::none()).await?;
         let mut session = Session::new(writer);
         if let Some(digest) = digest {

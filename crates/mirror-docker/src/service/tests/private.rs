@@ -338,7 +338,7 @@ async fn uploads_whose_digest_differs_store_nothing() {
     let bad_algorithm = format!("{APP}/blobs/uploads/?digest=md5:d41d8cd98f00b204e9800998ecf8427e");
     let reply = send(&mirror, Request::post(bad_algorithm), Some(&alice()), "x").await;
     assert_eq!(reply.error_code(), "DIGEST_INVALID");
-    assert_eq!(mirror.inner.uploads.len(), 0);
+    assert_eq!(mirror.inner.uploads.count(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -367,7 +367,27 @@ async fn abandoned_uploads_are_discarded() {
     .await;
     let status = send(&mirror, Request::get(&location), Some(&alice()), "").await;
     assert_eq!(status.error_code(), "BLOB_UPLOAD_UNKNOWN");
-    assert_eq!(mirror.inner.uploads.len(), 1);
+    assert_eq!(mirror.inner.uploads.count(), 1);
+}
+
+#[tokio::test]
+async fn uploads_in_progress_are_capped() {
+    let config = DockerConfig {
+        max_uploads: 2,
+        ..DockerConfig::default()
+    };
+    let Private { mirror, .. } = private_setup(config).await;
+    let start = || Request::post(format!("{APP}/blobs/uploads/"));
+    let first = send(&mirror, start(), Some(&alice()), "").await;
+    send(&mirror, start(), Some(&alice()), "").await;
+    let third = send(&mirror, start(), Some(&alice()), "").await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.error_code(), "TOOMANYREQUESTS");
+
+    let cancel = Request::delete(first.header("location"));
+    send(&mirror, cancel, Some(&alice()), "").await;
+    let again = send(&mirror, start(), Some(&alice()), "").await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
