@@ -11,17 +11,20 @@
 //! Upload state (which writer, how many bytes) lives in process memory: an upload is tied
 //! to the process that started it, like the temporary file behind it. Uploads idle for
 //! longer than [`DockerConfig::upload_timeout`](crate::DockerConfig::upload_timeout) are
-//! dropped whenever another upload starts or goes on, and a restarted blob store sweeps the
-//! temporary files of uploads that were in progress when the process stopped.
+//! dropped, with their bytes, by a background sweep (and whenever another upload starts or
+//! goes on); at most [`DockerConfig::max_uploads`](crate::DockerConfig::max_uploads) are in
+//! progress at once; and a restarted blob store sweeps the temporary files of uploads that
+//! were in progress when the process stopped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use http::{header, HeaderMap, Method, Response, StatusCode};
 use mirror_core::digest::MultiHasher;
-use mirror_core::{body, Algorithm, BlobWriter, Body, Digest, Expected};
+use mirror_core::{body, Algorithm, BlobWriter, Body, Clock, Digest, Expected};
 
 use super::{created, BlobLink, PrivateRequest};
 use crate::error::DockerError;
@@ -37,7 +40,9 @@ type Sessions = HashMap<UploadId, Arc<Entry>>;
 /// Uploads in progress in this process.
 #[derive(Debug, Default)]
 pub(crate) struct Uploads {
-    sessions: Mutex<Sessions>,
+    sessions: Arc<Mutex<Sessions>>,
+    /// Set once the background sweeper runs.
+    sweeper: OnceLock<()>,
 }
 
 /// One upload in progress, as the map holds it.
@@ -112,24 +117,52 @@ impl Uploads {
 
     /// Drops uploads idle since before `cutoff`; their writers discard what they hold.
     fn sweep(&self, cutoff: u64) {
-        let mut sessions = self.lock();
-        let before = sessions.len();
-        sessions.retain(|_, entry| {
-            entry.session.try_lock().is_err() || entry.touched_at.load(Ordering::Relaxed) >= cutoff
+        sweep(&self.sessions, cutoff);
+    }
+
+    /// Starts, once, a task that sweeps idle uploads even when no other upload comes to
+    /// do it; the task ends when the service is dropped.
+    fn ensure_sweeper(&self, clock: Clock, timeout: Duration) {
+        self.sweeper.get_or_init(|| {
+            let sessions = Arc::downgrade(&self.sessions);
+            let period = (timeout / 4).max(Duration::from_secs(1));
+            let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                loop {
+                    ticks.tick().await;
+                    let Some(sessions) = sessions.upgrade() else {
+                        return;
+                    };
+                    sweep(&sessions, clock.now_millis().saturating_sub(timeout_ms));
+                }
+            });
         });
-        let dropped = before - sessions.len();
-        if dropped > 0 {
-            tracing::debug!(dropped, "abandoned uploads discarded");
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.sessions)
     }
 
     /// Uploads in progress.
     pub(crate) fn count(&self) -> usize {
         self.lock().len()
+    }
+}
+
+fn lock(sessions: &Mutex<Sessions>) -> std::sync::MutexGuard<'_, Sessions> {
+    sessions.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sweep(sessions: &Mutex<Sessions>, cutoff: u64) {
+    let mut sessions = lock(sessions);
+    let before = sessions.len();
+    sessions.retain(|_, entry| {
+        entry.session.try_lock().is_err() || entry.touched_at.load(Ordering::Relaxed) >= cutoff
+    });
+    let dropped = before - sessions.len();
+    if dropped > 0 {
+        tracing::debug!(dropped, "abandoned uploads discarded");
     }
 }
 
@@ -189,6 +222,8 @@ impl Inner {
         getrandom::getrandom(&mut random)
             .map_err(|err| mirror_core::Error::storage(err.to_string()))?;
         let id = UploadId::new(random);
+        self.uploads
+            .ensure_sweeper(*self.cache.clock(), self.config.upload_timeout);
         self.uploads
             .insert(id.clone(), name.clone(), session, self.now());
         tracing::debug!(repository = %name, upload = id.as_str(), "upload started");

@@ -390,6 +390,23 @@ async fn uploads_in_progress_are_capped() {
     assert_eq!(again.status, StatusCode::ACCEPTED);
 }
 
+#[tokio::test(start_paused = true)]
+async fn idle_uploads_are_swept_without_new_activity() {
+    let config = DockerConfig {
+        upload_timeout: Duration::from_secs(60),
+        ..DockerConfig::default()
+    };
+    let Private { mirror, .. } = private_setup(config).await;
+    let start = Request::post(format!("{APP}/blobs/uploads/"));
+    send(&mirror, start, Some(&alice()), "").await;
+    assert_eq!(mirror.inner.uploads.count(), 1);
+
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(mirror.inner.uploads.count(), 1, "not idle long enough");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(mirror.inner.uploads.count(), 0);
+}
+
 #[tokio::test]
 async fn cancelled_and_foreign_uploads() {
     let Private { mirror, .. } = setup_private().await;
