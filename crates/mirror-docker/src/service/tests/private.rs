@@ -21,13 +21,15 @@ struct Private {
 
 /// A registry whose `private/*` repositories alice may push to; bob may only pull.
 async fn private_setup(config: DockerConfig) -> Private {
+    let rule = json!({"ecosystem": "docker", "pattern": "private/*", "write": ["alice"]});
+    private_setup_with(config, rule).await
+}
+
+async fn private_setup_with(config: DockerConfig, rule: Value) -> Private {
     let hub = FakeRegistry::new();
     let metadata = Arc::new(MemoryMetadataStore::new());
     let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), metadata.clone()).build();
-    let policy: AccessPolicy = serde_json::from_value(json!({
-        "rules": [{"ecosystem": "docker", "pattern": "private/*", "write": ["alice"]}]
-    }))
-    .unwrap();
+    let policy: AccessPolicy = serde_json::from_value(json!({ "rules": [rule] })).unwrap();
     let auth = Auth::new(metadata, policy);
     auth.add_user("alice", Some("alice-pw"), false)
         .await
@@ -879,6 +881,47 @@ async fn a_mirror_without_private_repositories_needs_no_login() {
     )
     .await;
     assert_eq!(push.error_code(), "DENIED");
+}
+
+#[tokio::test]
+async fn a_rule_keeps_private_images_from_anonymous_readers() {
+    let rule = json!({"ecosystem": "docker", "pattern": "private/*",
+                      "read": ["@authenticated"], "write": ["alice"]});
+    let Private { mirror, .. } = private_setup_with(DockerConfig::default(), rule).await;
+    push_image(&mirror, APP, "1.0").await;
+
+    let anonymous = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/1.0")),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous
+        .header("www-authenticate")
+        .contains("repository:private/app:pull"));
+    let anonymous_token = token(&mirror, None, "repository:private/app:pull").await;
+    let refused = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/1.0")),
+        Some(&anonymous_token),
+        "",
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let catalog = send(&mirror, Request::get("/v2/_catalog"), None, "").await;
+    assert_eq!(catalog.json(), json!({"repositories": []}));
+
+    let bob = basic("bob", "bob-pw");
+    let allowed = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/1.0")),
+        Some(&bob),
+        "",
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::OK);
 }
 
 #[tokio::test]
