@@ -34,7 +34,7 @@ pub(crate) struct Config {
     pub(crate) memory_cache_bytes: u64,
     pub(crate) npm: NpmConfig,
     pub(crate) pypi: PypiConfig,
-    /// Container image upstreams and tag freshness.
+    /// Container image upstreams, tag freshness and the private registry.
     pub(crate) docker: DockerConfig,
     /// Users, tokens and who may read or write what.
     pub(crate) auth: AccessPolicy,
@@ -126,6 +126,16 @@ impl Config {
                 .map(|url| format!("{}/npm", url.trim_end_matches('/')));
         }
         npm
+    }
+
+    /// The container registry configuration with the server-wide public URL, which its
+    /// authentication challenges name as the token endpoint's host.
+    pub(crate) fn docker(&self) -> DockerConfig {
+        let mut docker = self.docker.clone();
+        if docker.public_url.is_none() {
+            docker.public_url = self.public_url.clone();
+        }
+        docker
     }
 
     /// The PyPI configuration with the server-wide public URL applied to its mount.
@@ -315,5 +325,26 @@ mod tests {
         let err = Config::load(Some(&path)).unwrap_err();
         std::fs::remove_file(&path).unwrap();
         assert!(err.to_string().contains("public_url"), "{err}");
+    }
+
+    #[test]
+    fn private_registry_keys() {
+        let config: Config = toml::from_str(
+            "public_url = \"https://reg.example\"\n[docker]\n\
+             private_repositories = [\"team/*\"]\nallow_delete = false\n\
+             upload_timeout = \"10m\"\ntoken_ttl = \"1m\"\nmax_uploads = 3\n",
+        )
+        .unwrap();
+        let docker = config.docker();
+        assert!(docker.is_private("team/app") && !docker.is_private("private/app"));
+        assert!(!docker.allow_delete);
+        assert_eq!(docker.upload_timeout, Duration::from_secs(600));
+        assert_eq!(docker.token_ttl, Duration::from_secs(60));
+        assert_eq!(docker.max_uploads, 3);
+        assert_eq!(docker.public_url.as_deref(), Some("https://reg.example"));
+
+        let defaults = Config::default().docker();
+        assert!(defaults.is_private("private/app") && defaults.allow_delete);
+        assert!(!defaults.is_private("library/alpine"));
     }
 }

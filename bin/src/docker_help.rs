@@ -77,5 +77,36 @@ server = \"{other_url}\"
 #   docker pull {host}/library/alpine:latest        (Docker Hub, the default)
 "
     )?;
+    print_push(&mut out, &host, &docker.private_repositories)?;
+    Ok(())
+}
+
+/// How to push to the private registry, or how to turn it on.
+fn print_push(out: &mut impl Write, host: &str, private: &[String]) -> Result<(), BoxError> {
+    let Some(pattern) = private.first() else {
+        writeln!(
+            out,
+            "
+# Private registry: off. List the repository names to host in the mirror's TOML:
+#   [docker]
+#   private_repositories = [\"private/*\"]"
+        )?;
+        return Ok(());
+    };
+    let example = pattern.replace('*', "app");
+    write!(
+        out,
+        "
+# Private registry: names matching {private:?} (docker.private_repositories) are
+# hosted here, never fetched upstream. Pushes need a user or token
+# (registry-mirror user add NAME / registry-mirror token create --user NAME):
+#   docker login {host}
+#   docker tag app:1 {host}/{example}:1
+#   docker push {host}/{example}:1
+#   skopeo copy --dest-creds NAME:PASSWORD oci:./layout:1 docker://{host}/{example}:1
+#   skopeo copy --all --dest-creds NAME:PASSWORD docker://SOURCE docker://{host}/{example}:1
+# (skopeo over plain HTTP also needs --dest-tls-verify=false.)
+"
+    )?;
     Ok(())
 }

@@ -84,7 +84,7 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .build();
     let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
     let pypi = PypiMirror::new(cache.clone(), config.pypi())?.with_auth(auth.clone());
-    let docker = DockerMirror::new(cache.clone(), config.docker.clone())?;
+    let docker = DockerMirror::new(cache.clone(), config.docker())?.with_auth(auth.clone());
     let app = App { cache, auth };
 
     let router = Router::new()

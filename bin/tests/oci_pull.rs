@@ -7,6 +7,11 @@
     reason = "a test fails loudly on whatever it did not expect"
 )]
 
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "shared with oci_push.rs, which uses the rest"
+)]
 mod oci_support;
 
 use std::path::Path;

@@ -21,7 +21,7 @@ pub(crate) struct Mirror {
     child: Child,
     log: PathBuf,
     client: reqwest::Client,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Mirror {
@@ -64,12 +64,59 @@ impl Mirror {
             child,
             log,
             client: client(),
-            _dir: dir,
+            dir,
         };
         mirror.host = tokio::time::timeout(STARTUP_TIMEOUT, listening_address(stdout))
             .await
             .unwrap_or_else(|_| panic!("no `listening on` line within {STARTUP_TIMEOUT:?}"));
         mirror
+    }
+
+    /// Adds a user with `registry-mirror user add` on this mirror's data, as an operator
+    /// does while the server runs.
+    pub(crate) async fn add_user(&self, name: &str, password: &str) {
+        self.cli(&["user", "add", name, "--password", password])
+            .await;
+    }
+
+    /// Creates an API token for `user` with `registry-mirror token create`; returns it.
+    pub(crate) async fn create_token(&self, user: &str, options: &[&str]) -> String {
+        let stdout = self
+            .cli(&[&["token", "create", "--user", user], options].concat())
+            .await;
+        let token = stdout.trim().to_owned();
+        assert!(token.starts_with("rmt_"), "a token on stdout: {stdout}");
+        token
+    }
+
+    /// Runs `registry-mirror <args>` on this mirror's data directory and configuration;
+    /// returns its standard output, failing the test when it fails.
+    async fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_registry-mirror"));
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .env_remove("REGISTRY_MIRROR_PASSWORD")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(STARTUP_TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("registry-mirror {args:?} took over {STARTUP_TIMEOUT:?}"))
+            .expect("run registry-mirror");
+        assert!(
+            output.status.success(),
+            "registry-mirror {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A request builder for `method` `path` (from `/v2/...`) on the mirror.
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url()))
     }
 
     pub(crate) fn url(&self) -> String {

@@ -14,7 +14,7 @@ pub(crate) use front::{Front, FrontMode};
 pub(crate) use image::{noise, Image, Index, OCI_INDEX, OCI_MANIFEST};
 pub(crate) use mirror::Mirror;
 pub(crate) use registry::Registry;
-pub(crate) use skopeo::Skopeo;
+pub(crate) use skopeo::{Run, Skopeo};
 
 use std::time::Duration;
 

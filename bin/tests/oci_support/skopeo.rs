@@ -44,6 +44,16 @@ impl Run {
         &self.output.stdout
     }
 
+    /// True when skopeo exited successfully; its output goes to the test's log either way.
+    pub(crate) fn succeeded(&self) -> bool {
+        eprintln!("{self}");
+        self.output.status.success()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
     pub(crate) fn assert_failure(&self) {
         assert!(!self.output.status.success(), "expected a failure: {self}");
     }

@@ -11,7 +11,8 @@ pub const DOCKER_HUB: &str = "docker.io";
 pub const DOCKER_HUB_URL: &str = "https://registry-1.docker.io";
 
 /// How the container image mirror behaves. Every field has a default: Docker Hub as the only
-/// upstream, tags revalidated after five minutes.
+/// upstream, tags revalidated after five minutes, repositories under `private/` hosted here
+/// (pushes need a credential), deletes of hosted content allowed to users who may push.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -27,13 +28,37 @@ pub struct DockerConfig {
     /// always present as `docker.io` unless configured otherwise.
     #[serde(deserialize_with = "with_docker_hub")]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
-    /// Largest manifest or index accepted from upstream (4 MiB, the limit registries share).
+    /// Largest manifest or index accepted from upstream or in a push (4 MiB, the limit
+    /// registries share).
     pub max_manifest_bytes: u64,
     /// Longest wait for an upstream's response head or for the next chunk of its body;
     /// past it the fetch fails with a 504 (or a stale copy is served). A layer may take
     /// longer in total as long as bytes keep coming.
     #[serde(with = "humantime_serde")]
     pub upstream_read_timeout: Duration,
+    /// Repository names hosted by this registry rather than proxied, as patterns where `*`
+    /// matches any run of characters, `/` included. Pushes are accepted only for these
+    /// names, and pulls of them are answered from local storage and never go upstream.
+    /// Default: `["private/*"]`, so `docker push <host>/private/app:1` works out of the box;
+    /// an empty list turns the private registry off.
+    pub private_repositories: Vec<String>,
+    /// Whether clients that may push may also delete manifests, tags and blobs of private
+    /// repositories (default: true). When false those deletes answer `405 UNSUPPORTED`.
+    pub allow_delete: bool,
+    /// How long an unfinished upload may stay idle before its bytes are discarded
+    /// (default: one hour).
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
+    /// Most uploads in progress at once; more get `429 TOOMANYREQUESTS` until some finish
+    /// or time out (default: 1024).
+    pub max_uploads: usize,
+    /// How long a bearer token from the registry's token endpoint stays valid (default:
+    /// five minutes; clients fetch a new one when it runs out).
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// The URL clients use to reach this registry, for the token endpoint named in
+    /// authentication challenges; else rebuilt from `Host` / `X-Forwarded-*` headers.
+    pub public_url: Option<String>,
 }
 
 /// One upstream registry.
@@ -91,7 +116,22 @@ impl Default for DockerConfig {
             upstreams: default_upstreams(),
             max_manifest_bytes: 4 << 20,
             upstream_read_timeout: Duration::from_secs(30),
+            private_repositories: vec!["private/*".to_owned()],
+            allow_delete: true,
+            upload_timeout: Duration::from_secs(3600),
+            max_uploads: 1024,
+            token_ttl: Duration::from_secs(300),
+            public_url: None,
         }
+    }
+}
+
+impl DockerConfig {
+    /// True when `name` is hosted here rather than proxied.
+    pub fn is_private(&self, name: &str) -> bool {
+        self.private_repositories
+            .iter()
+            .any(|pattern| mirror_core::auth::glob_match(pattern, name))
     }
 }
 

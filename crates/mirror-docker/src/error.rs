@@ -29,24 +29,55 @@ pub enum DockerError {
     /// The digest is malformed or uses an algorithm this mirror cannot verify.
     #[error("{0}")]
     DigestInvalid(String),
+    /// The upload id names no upload in progress in this repository.
+    #[error("blob upload unknown to registry")]
+    BlobUploadUnknown,
+    /// The upload cannot go on as asked: a chunk out of order, a broken body.
+    #[error("{0}")]
+    BlobUploadInvalid(String),
+    /// A chunk does not start where the upload stands; `uploaded` bytes are stored so far.
+    #[error("chunk does not start at offset {uploaded}, where the upload stands")]
+    ChunkOutOfOrder {
+        /// Bytes received so far.
+        uploaded: u64,
+    },
+    /// A manifest names a blob or manifest this repository does not hold.
+    #[error("manifest references a blob or manifest unknown to this repository")]
+    ManifestBlobUnknown(Digest),
+    /// A pushed manifest is not valid.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// A pushed manifest is larger than the configured limit.
+    #[error("manifest is larger than the limit of {limit} bytes")]
+    ManifestTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// A declared length does not match the content.
+    #[error("{0}")]
+    SizeInvalid(String),
     /// The `n` of a paginated listing is not a number.
     #[error("invalid number of results requested: {0:?}")]
     PaginationInvalid(String),
     /// The path names no endpoint this mirror serves.
     #[error("{0}")]
     NotServed(&'static str),
-    /// The method is not supported on this path (this mirror does not take pushes yet).
+    /// The method is not supported on this path, or not enabled by the configuration.
     #[error("{0}")]
     Unsupported(&'static str),
     /// A credential is needed, or the one given is wrong.
     #[error("{0}")]
     Unauthorized(String),
-    /// Access is refused: upstream would not serve the repository to this mirror.
+    /// Access is refused: the credential may not do this, the repository is not private
+    /// here, or upstream would not serve the repository to this mirror.
     #[error("{0}")]
     Denied(String),
     /// Upstream is rate-limiting this mirror and nothing cached can answer instead.
     #[error("upstream registry is rate-limiting this mirror; retry later")]
     TooManyRequests,
+    /// Too many uploads are in progress on this registry.
+    #[error("too many uploads in progress; finish or cancel some, or retry later")]
+    TooManyUploads,
     /// Upstream sent something that is not what the protocol promises.
     #[error("upstream sent a malformed {0}")]
     MalformedUpstream(&'static str),
@@ -123,6 +154,19 @@ impl DockerError {
             }
             DockerError::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
             DockerError::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            DockerError::BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            DockerError::BlobUploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            DockerError::ChunkOutOfOrder { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
+            }
+            DockerError::ManifestBlobUnknown(_) => {
+                (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+            }
+            DockerError::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            DockerError::ManifestTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID")
+            }
+            DockerError::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
             DockerError::PaginationInvalid(_) => {
                 (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID")
             }
@@ -130,7 +174,9 @@ impl DockerError {
             DockerError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             DockerError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             DockerError::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
-            DockerError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            DockerError::TooManyRequests | DockerError::TooManyUploads => {
+                (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS")
+            }
             DockerError::MalformedUpstream(_) => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
             DockerError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             DockerError::Core(err) => core_status_and_code(err),
@@ -139,7 +185,9 @@ impl DockerError {
 
     fn detail(&self) -> Value {
         match self {
-            DockerError::BlobUnknown(digest) => json!({ "digest": digest.to_string() }),
+            DockerError::BlobUnknown(digest) | DockerError::ManifestBlobUnknown(digest) => {
+                json!({ "digest": digest.to_string() })
+            }
             // Upstream failures say which upstream and why; local ones may name local paths.
             DockerError::Core(err) if err.is_upstream() => json!(error_chain(err)),
             _ => Value::Null,
@@ -149,6 +197,10 @@ impl DockerError {
     /// The response a container client expects: the status, and the `errors` JSON body.
     pub fn into_response(self) -> Response<Body> {
         let (status, code) = self.status_and_code();
+        let chunk_offset = match &self {
+            DockerError::ChunkOutOfOrder { uploaded } => Some(*uploaded),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::error!(error = %self, detail = %self.detail(), "container request failed");
         }
@@ -164,6 +216,12 @@ impl DockerError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(uploaded) = chunk_offset {
+            let range = format!("0-{}", uploaded.saturating_sub(1));
+            if let Ok(value) = HeaderValue::from_str(&range) {
+                headers.insert(header::RANGE, value);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = HeaderValue::from_static("Basic realm=\"registry-mirror\"");
             headers.insert(header::WWW_AUTHENTICATE, challenge);

@@ -1,4 +1,5 @@
-//! An OCI / Docker registry pull-through mirror as a tower [`Service`](tower::Service).
+//! An OCI / Docker registry pull-through mirror and private registry as a tower
+//! [`Service`](tower::Service).
 //!
 //! [`DockerMirror`] serves the read side of the OCI distribution API (`/v2/`, manifests and
 //! blobs by tag or digest, tag listings, the referrers API) for several upstream registries
@@ -13,6 +14,16 @@
 //!   (`/v2/ghcr.io/org/app/...`). Requests select among configured registries only;
 //! - [`RegistryUpstream`] does the registry token flow (and basic auth) for each upstream.
 //!
+//! Repository names matching [`DockerConfig::private_repositories`] (`private/*` by default)
+//! are a private registry instead, served from the same stores and never from upstream:
+//! chunked, monolithic and mounted blob uploads that stream to storage and are checked
+//! against their sha256 or sha512 digest before they become visible, manifests checked for
+//! the blobs they reference, tags, the catalog, referrers and (when
+//! [`DockerConfig::allow_delete`]) deletes. Pushes need a credential:
+//! [`DockerMirror::with_auth`] hands it the users, tokens and access rules of
+//! [`mirror_core::auth::Auth`], and the service then answers `docker login` itself, with a
+//! token endpoint at `/v2/_token` that issues short-lived signed tokens.
+//!
 //! Registries must sit at the root of their host, so the service sees whole paths and is
 //! routed `/v2` and everything under it:
 //!
@@ -24,7 +35,11 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), Arc::new(MemoryMetadataStore::new()))
 //!     .build();
-//! let docker = DockerMirror::new(cache, DockerConfig::default())?;
+//! let auth = mirror_core::auth::Auth::new(
+//!     cache.metadata().clone(),
+//!     mirror_core::auth::AccessPolicy::default(),
+//! );
+//! let docker = DockerMirror::new(cache, DockerConfig::default())?.with_auth(auth);
 //! let app = axum::Router::new()
 //!     .route_service("/v2", docker.clone())
 //!     .route_service("/v2/", docker.clone())
@@ -42,6 +57,7 @@ mod media;
 mod path;
 mod select;
 mod service;
+mod token;
 mod upstream;
 
 pub use crate::config::{DockerConfig, UpstreamConfig, DOCKER_HUB, DOCKER_HUB_URL};

@@ -18,6 +18,37 @@ const MAX_NAME_LEN: usize = 255;
 /// Longest tag the specification allows.
 const MAX_TAG_LEN: usize = 128;
 
+/// The path segment after `/v2/` where the token endpoint answers; a leading `_` keeps it
+/// apart from every valid repository name.
+pub(crate) const TOKEN_SEGMENT: &str = "_token";
+
+/// The id of an upload in progress: what this registry hands out, 32 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct UploadId(String);
+
+impl UploadId {
+    pub(crate) fn new(random: [u8; 16]) -> Self {
+        UploadId(hex::encode(random))
+    }
+
+    /// Any other text names no upload this registry could have started.
+    fn parse(text: &str) -> Result<Self, DockerError> {
+        let valid = text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if valid {
+            Ok(UploadId(text.to_owned()))
+        } else {
+            Err(DockerError::BlobUploadUnknown)
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A parsed request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -29,8 +60,10 @@ pub(crate) enum Route {
     Manifest(RepoName, Reference),
     /// `/v2/<name>/blobs/<digest>`.
     Blob(RepoName, Digest),
-    /// `/v2/<name>/blobs/uploads/...`: pushes.
-    Upload(RepoName),
+    /// `/v2/<name>/blobs/uploads/` (start an upload) or `.../uploads/<id>` (one in progress).
+    Upload(RepoName, Option<UploadId>),
+    /// `/v2/_token`: the registry's own token endpoint, named in its challenges.
+    Token,
     /// `/v2/<name>/tags/list`.
     Tags(RepoName),
     /// `/v2/<name>/referrers/<digest>`.
@@ -181,15 +214,21 @@ pub(crate) fn route(path: &str) -> Result<Route, DockerError> {
         return Ok(Route::Base);
     }
     let rest = rest.strip_prefix('/').ok_or_else(no_endpoint)?;
-    if rest == "_catalog" {
-        return Ok(Route::Catalog);
+    match rest {
+        "_catalog" => return Ok(Route::Catalog),
+        TOKEN_SEGMENT => return Ok(Route::Token),
+        _ => {}
     }
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
-        [name @ .., "blobs", "uploads", _] | [name @ .., "blobs", "uploads"]
+        [name @ .., "blobs", "uploads", ""] | [name @ .., "blobs", "uploads"]
             if !name.is_empty() =>
         {
-            Ok(Route::Upload(repo(name)?))
+            Ok(Route::Upload(repo(name)?, None))
+        }
+        [name @ .., "blobs", "uploads", id] if !name.is_empty() => {
+            let name = repo(name)?;
+            Ok(Route::Upload(name, Some(UploadId::parse(id)?)))
         }
         [name @ .., "manifests", reference] if !name.is_empty() => {
             let name = repo(name)?;
@@ -260,8 +299,22 @@ mod tests {
         );
         assert_eq!(
             route("/v2/library/nginx/blobs/uploads/").unwrap(),
-            Route::Upload(name)
+            Route::Upload(name.clone(), None)
         );
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            route(&format!("/v2/library/nginx/blobs/uploads/{id}")).unwrap(),
+            Route::Upload(name, Some(UploadId(id.into())))
+        );
+        assert_eq!(route("/v2/_token").unwrap(), Route::Token);
+    }
+
+    #[test]
+    fn refuses_foreign_upload_ids() {
+        for id in ["..", "abc", "0123456789ABCDEF0123456789ABCDEF", "%2e%2e"] {
+            let path = format!("/v2/a/blobs/uploads/{id}");
+            assert_eq!(code(route(&path)), "BLOB_UPLOAD_UNKNOWN", "{id}");
+        }
     }
 
     #[test]

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use mirror_core::auth::{Action, Auth};
 use mirror_core::http_util::wants_revalidation;
 use mirror_core::memo::Memo;
 use mirror_core::{
@@ -24,11 +27,19 @@ use crate::error::DockerError;
 use crate::locks::KeyedLocks;
 use crate::path::{route, Reference, RepoName, Route};
 use crate::select::{Selected, Upstreams};
+use crate::token::TokenSigner;
 use crate::upstream::RegistryUpstream;
 
+use self::private::{PrivateRequest, Uploads};
+
+mod access;
 mod blob;
 mod listing;
 mod manifest;
+mod private;
+
+/// A request body as the service reads it: chunks, or the error that broke it off.
+type RequestBody = BoxStream<'static, Result<Bytes, BoxError>>;
 
 type Result<T, E = DockerError> = std::result::Result<T, E>;
 
@@ -52,12 +63,18 @@ pub struct DockerMirror {
 #[derive(Debug)]
 struct Inner {
     cache: Cache,
-    upstreams: Upstreams,
+    upstreams: Arc<Upstreams>,
     config: DockerConfig,
     /// Serialises revalidation of one tag or tag list.
     locks: KeyedLocks,
     /// Pull-through records as last read or written, so that a hit costs no store read.
     records: Memo<Bytes>,
+    /// Users and access rules; without them the private registry takes no pushes.
+    auth: Option<Auth>,
+    /// Blob uploads in progress.
+    uploads: Uploads,
+    /// Signs the token endpoint's tokens; loaded from the metadata store on first use.
+    signer: tokio::sync::OnceCell<TokenSigner>,
 }
 
 /// Pull-through records kept in memory.
@@ -94,16 +111,41 @@ impl DockerMirror {
             .map(|(name, upstream)| (name.clone(), upstream.url.clone()))
             .collect();
         let upstreams = Upstreams::new(upstreams, &urls, &config.default_upstream)?;
+        Ok(Self::from_parts(cache, Arc::new(upstreams), config, None))
+    }
+
+    /// Enables the private registry's pushes, logins (its token endpoint) and access rules
+    /// through `auth`. Without it, private repositories can be pulled from but not pushed
+    /// to, and every read is anonymous.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        let inner = &self.inner;
+        Self::from_parts(
+            inner.cache.clone(),
+            Arc::clone(&inner.upstreams),
+            inner.config.clone(),
+            Some(auth),
+        )
+    }
+
+    fn from_parts(
+        cache: Cache,
+        upstreams: Arc<Upstreams>,
+        config: DockerConfig,
+        auth: Option<Auth>,
+    ) -> Self {
         let inner = Inner {
             cache,
             upstreams,
             config,
             locks: KeyedLocks::default(),
             records: Memo::new(RECORD_MEMO_CAPACITY),
+            auth,
+            uploads: Uploads::default(),
+            signer: tokio::sync::OnceCell::new(),
         };
-        Ok(DockerMirror {
+        DockerMirror {
             inner: Arc::new(inner),
-        })
+        }
     }
 
     /// Answers one request; never fails, errors become OCI `errors` responses.
@@ -112,12 +154,12 @@ impl DockerMirror {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (parts, _body) = request.into_parts();
-        let mut response = self
-            .inner
-            .dispatch(&parts)
-            .await
-            .unwrap_or_else(DockerError::into_response);
+        let (parts, body) = request.into_parts();
+        let body: RequestBody = body.into_data_stream().map_err(Into::into).boxed();
+        let mut response = match self.inner.dispatch(&parts, body).await {
+            Ok(response) => response,
+            Err(err) => self.inner.error_response(err, &parts),
+        };
         let headers = response.headers_mut();
         headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
         if !headers.contains_key(CACHE_STATUS_HEADER) {
@@ -162,6 +204,14 @@ struct Ask<'a> {
     last: Option<String>,
     /// `artifactType` of a referrers request.
     artifact_type: Option<String>,
+    /// `digest` of an upload: the digest the finished blob must have.
+    digest: Option<String>,
+    /// `mount` of an upload: the digest of a blob to mount from another repository.
+    mount: Option<String>,
+    /// `from` of a mount: the repository holding the blob.
+    from: Option<String>,
+    /// `tag` of a manifest pushed by digest, repeated: tags to point at it.
+    tags: Vec<String>,
 }
 
 impl<'a> Ask<'a> {
@@ -174,14 +224,25 @@ impl<'a> Ask<'a> {
             n: None,
             last: None,
             artifact_type: None,
+            digest: None,
+            mount: None,
+            from: None,
+            tags: Vec::new(),
         };
         let query = parts.uri.query().unwrap_or_default();
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "tag" {
+                ask.tags.push(value.into_owned());
+                continue;
+            }
             let slot = match key.as_ref() {
                 "ns" => &mut ask.ns,
                 "n" => &mut ask.n,
                 "last" => &mut ask.last,
                 "artifactType" => &mut ask.artifact_type,
+                "digest" => &mut ask.digest,
+                "mount" => &mut ask.mount,
+                "from" => &mut ask.from,
                 _ => continue,
             };
             *slot = Some(value.into_owned());
@@ -191,43 +252,90 @@ impl<'a> Ask<'a> {
 }
 
 impl Inner {
-    async fn dispatch(&self, parts: &http::request::Parts) -> Result<Response<Body>> {
+    async fn dispatch(
+        &self,
+        parts: &http::request::Parts,
+        body: RequestBody,
+    ) -> Result<Response<Body>> {
         let route = route(parts.uri.path())?;
-        if parts.method != Method::GET && parts.method != Method::HEAD {
-            return Err(DockerError::Unsupported(
-                "this mirror serves pulls only; pushes and deletes are not supported",
-            ));
-        }
+        let caller = self.identify(parts).await?;
         let ask = Ask::new(parts);
+        let reading = parts.method == Method::GET || parts.method == Method::HEAD;
+        let name = match &route {
+            Route::Base if reading => return self.base(&caller),
+            Route::Token => return self.issue_token(parts, &caller).await,
+            Route::Catalog if reading => return self.catalog(&caller, &ask).await,
+            Route::Base | Route::Catalog => {
+                return Err(DockerError::Unsupported(
+                    "method not allowed on this endpoint",
+                ))
+            }
+            Route::Manifest(name, _)
+            | Route::Blob(name, _)
+            | Route::Upload(name, _)
+            | Route::Tags(name)
+            | Route::Referrers(name, _) => name.clone(),
+        };
+        if self.config.is_private(name.as_str()) {
+            let request = PrivateRequest {
+                parts,
+                ask: &ask,
+                caller: &caller,
+                body,
+            };
+            return self.private(route, request).await;
+        }
+        if !reading {
+            return Err(self.refuse_proxied_push(&name));
+        }
+        self.authorize(&caller, &name, Action::Read)?;
+        self.proxied(route, &ask).await
+    }
+
+    /// Answers a read of a repository pulled through from upstream.
+    async fn proxied(&self, route: Route, ask: &Ask<'_>) -> Result<Response<Body>> {
         match route {
-            Route::Base => Ok(base_response()),
-            Route::Catalog => Err(DockerError::NotServed(
-                "a pull-through mirror cannot list the repositories of its upstreams",
-            )),
-            Route::Upload(_) => Err(DockerError::Unsupported(
-                "this mirror serves pulls only; uploads are not supported",
-            )),
             Route::Manifest(name, Reference::Tag(tag)) => {
-                let selected = self.select(&name, &ask)?;
-                self.tagged_manifest(&selected, &tag, &ask).await
+                let selected = self.select(&name, ask)?;
+                self.tagged_manifest(&selected, &tag, ask).await
             }
             Route::Manifest(name, Reference::Digest(digest)) => {
-                let selected = self.select(&name, &ask)?;
-                self.manifest_by_digest(&selected, &digest, &ask).await
+                let selected = self.select(&name, ask)?;
+                self.manifest_by_digest(&selected, &digest, ask).await
             }
             Route::Blob(name, digest) => {
-                let selected = self.select(&name, &ask)?;
-                self.blob(&selected, &digest, &ask).await
+                let selected = self.select(&name, ask)?;
+                self.blob(&selected, &digest, ask).await
             }
             Route::Tags(name) => {
-                let selected = self.select(&name, &ask)?;
-                self.tags(&selected, &name, &ask).await
+                let selected = self.select(&name, ask)?;
+                self.tags(&selected, &name, ask).await
             }
             Route::Referrers(name, digest) => {
-                let selected = self.select(&name, &ask)?;
-                self.referrers(&selected, &digest, &ask).await
+                let selected = self.select(&name, ask)?;
+                self.referrers(&selected, &digest, ask).await
+            }
+            Route::Upload(..) => Err(DockerError::Unsupported(
+                "uploads go to private repositories only",
+            )),
+            Route::Base | Route::Catalog | Route::Token => {
+                Err(DockerError::NotServed("not a repository endpoint"))
             }
         }
+    }
+
+    /// An error as the client sees it; a 401 carries the challenge that leads to the token
+    /// endpoint when logins are enabled.
+    fn error_response(&self, err: DockerError, parts: &http::request::Parts) -> Response<Body> {
+        let mut response = err.into_response();
+        if response.status() == StatusCode::UNAUTHORIZED {
+            if let Some(challenge) = self.challenge(parts) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+            }
+        }
+        response
     }
 
     fn select(&self, name: &RepoName, ask: &Ask<'_>) -> Result<Selected> {
@@ -246,9 +354,28 @@ impl Inner {
         u64::try_from(self.config.tag_ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A pull-through record (a tag, a tag list), from memory when this process read or
-    /// wrote it before: only this service writes them.
+    /// A record from the metadata store.
     async fn load_record<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(record) = self.cache.metadata().get(key).await? else {
+            return Ok(None);
+        };
+        decode_record(key, &record.value)
+    }
+
+    async fn save_record<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(mirror_core::Error::storage)?;
+        self.cache
+            .metadata()
+            .put(key, bytes.into(), mirror_core::Precondition::None)
+            .await?;
+        Ok(())
+    }
+
+    /// A pull-through record (a tag, a tag list), from memory when this process read or
+    /// wrote it before: only the pull-through side writes them, through
+    /// [`save_pulled`](Self::save_pulled) and [`delete_pulled`](Self::delete_pulled).
+    /// Private repositories' records are shared with other replicas and never kept here.
+    async fn load_pulled<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let value = match self.records.get(key) {
             Some(value) => value,
             None => {
@@ -259,16 +386,10 @@ impl Inner {
                 record.value
             }
         };
-        match serde_json::from_slice(&value) {
-            Ok(value) => Ok(Some(value)),
-            Err(err) => {
-                tracing::warn!(key, error = %err, "unreadable record, refetching");
-                Ok(None)
-            }
-        }
+        decode_record(key, &value)
     }
 
-    async fn save_record<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+    async fn save_pulled<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let bytes = Bytes::from(serde_json::to_vec(value).map_err(mirror_core::Error::storage)?);
         self.records.remove(key);
         self.cache
@@ -279,13 +400,24 @@ impl Inner {
         Ok(())
     }
 
-    async fn delete_record(&self, key: &str) -> Result<()> {
+    async fn delete_pulled(&self, key: &str) -> Result<()> {
         self.records.remove(key);
         self.cache
             .metadata()
             .delete(key, mirror_core::Precondition::None)
             .await?;
         Ok(())
+    }
+}
+
+/// A stored record's JSON; an unreadable one counts as absent, so it is fetched again.
+fn decode_record<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<Option<T>> {
+    match serde_json::from_slice(value) {
+        Ok(value) => Ok(Some(value)),
+        Err(err) => {
+            tracing::warn!(key, error = %err, "unreadable record, refetching");
+            Ok(None)
+        }
     }
 }
 

@@ -100,7 +100,7 @@ async fn blob_response(fetched: Fetched, digest: &Digest, ask: &Ask<'_>) -> Resu
     Ok(response)
 }
 
-fn set_blob_headers(headers: &mut http::HeaderMap, digest: &Digest) {
+pub(super) fn set_blob_headers(headers: &mut http::HeaderMap, digest: &Digest) {
     set(headers, header::CONTENT_TYPE, "application/octet-stream");
     set(headers, DIGEST_HEADER, &digest.to_string());
     set(headers, header::ETAG, &format!("\"{digest}\""));

@@ -78,7 +78,7 @@ impl Inner {
         key: &str,
         ask: &Ask<'_>,
     ) -> Result<(CacheStatus, Vec<String>)> {
-        let record: Option<TagsRecord> = self.load_record(key).await?;
+        let record: Option<TagsRecord> = self.load_pulled(key).await?;
         if let Some(record) = record.as_ref().filter(|_| !ask.revalidate) {
             let status = if self.is_fresh(record.fetched_at, self.tag_ttl_ms()) {
                 Some(CacheStatus::Hit)
@@ -110,7 +110,7 @@ impl Inner {
                     fetched_at: self.now(),
                     failed_at: None,
                 };
-                self.save_record(key, &fresh).await?;
+                self.save_pulled(key, &fresh).await?;
                 Ok((status, tags))
             }
             Err(err) if err.allows_stale() => {
@@ -122,7 +122,7 @@ impl Inner {
                 };
                 tracing::debug!(key, error = %err, "upstream failed, serving stale tag list");
                 record.failed_at = Some(self.now());
-                self.save_record(key, &record).await?;
+                self.save_pulled(key, &record).await?;
                 Ok((CacheStatus::Stale, tags))
             }
             Err(err) => Err(err),
@@ -222,7 +222,11 @@ impl Inner {
 }
 
 /// Tags after `last`, at most `n` of them, and whether more follow.
-fn paginate<'a>(tags: &'a [String], n: Option<usize>, last: Option<&str>) -> (&'a [String], bool) {
+pub(super) fn paginate<'a>(
+    tags: &'a [String],
+    n: Option<usize>,
+    last: Option<&str>,
+) -> (&'a [String], bool) {
     let start = last.map_or(0, |last| tags.partition_point(|tag| tag.as_str() <= last));
     let rest = tags.get(start..).unwrap_or_default();
     match n {

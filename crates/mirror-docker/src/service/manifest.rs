@@ -110,13 +110,13 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Response<Body>> {
         let key = format!("{}/tag/{}:{tag}", key_prefix(selected), selected.repo);
-        let record: Option<TagRecord> = self.load_record(&key).await?;
+        let record: Option<TagRecord> = self.load_pulled(&key).await?;
         if let Some(manifest) = self.trusted(selected, record.as_ref(), ask).await? {
             return self.manifest_response(manifest, ask, true).await;
         }
         let _revalidating = self.locks.lock(&key).await;
         // Another request may have revalidated the tag while this one waited.
-        let record: Option<TagRecord> = self.load_record(&key).await?;
+        let record: Option<TagRecord> = self.load_pulled(&key).await?;
         if let Some(manifest) = self.trusted(selected, record.as_ref(), ask).await? {
             return self.manifest_response(manifest, ask, true).await;
         }
@@ -184,7 +184,7 @@ impl Inner {
         let digest = match self.head_tag(selected, tag).await {
             Ok(digest) => digest,
             Err(err @ DockerError::ManifestUnknown(_)) => {
-                self.delete_record(key).await?;
+                self.delete_pulled(key).await?;
                 return Err(err);
             }
             Err(err) => return Err(err),
@@ -212,7 +212,7 @@ impl Inner {
             failed_at: None,
             body_key,
         };
-        self.save_record(key, &record).await?;
+        self.save_pulled(key, &record).await?;
         tracing::debug!(key, digest = %record.digest, status = %manifest.status, "tag revalidated");
         Ok(manifest)
     }
@@ -278,7 +278,7 @@ impl Inner {
         };
         tracing::debug!(key, error = %err, "upstream failed, serving stale tag");
         record.failed_at = Some(self.now());
-        self.save_record(key, &record).await?;
+        self.save_pulled(key, &record).await?;
         Ok(Manifest {
             status: CacheStatus::Stale,
             entry,

@@ -19,6 +19,7 @@ use super::*;
 use crate::config::UpstreamConfig;
 use crate::media::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
+mod private;
 mod token;
 
 /// What the scripted registry does instead of answering.
@@ -423,17 +424,22 @@ async fn errors_are_oci_error_documents() {
         ),
         (
             Request::put("/v2/a/manifests/v1"),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "UNSUPPORTED",
+            StatusCode::FORBIDDEN,
+            "DENIED",
         ),
         (
             Request::post("/v2/a/blobs/uploads/"),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "UNSUPPORTED",
+            StatusCode::FORBIDDEN,
+            "DENIED",
         ),
         (
-            Request::get("/v2/_catalog"),
-            StatusCode::NOT_FOUND,
+            Request::delete("/v2/a/manifests/v1"),
+            StatusCode::FORBIDDEN,
+            "DENIED",
+        ),
+        (
+            Request::post("/v2/_catalog"),
+            StatusCode::METHOD_NOT_ALLOWED,
             "UNSUPPORTED",
         ),
         (
