@@ -925,6 +925,28 @@ async fn a_rule_keeps_private_images_from_anonymous_readers() {
 }
 
 #[tokio::test]
+async fn empty_basic_credentials_count_as_none() {
+    // Go's registry clients send `Basic base64(":")` when they have no credentials.
+    let Private { mirror, .. } = setup_private().await;
+    let empty = "Basic Og==";
+    let anonymous = token(&mirror, Some(empty), "repository:private/app:pull").await;
+    let ping = send(&mirror, Request::get("/v2/"), Some(&anonymous), "").await;
+    assert_eq!(ping.status, StatusCode::OK);
+    let push = send(
+        &mirror,
+        Request::post(format!("{APP}/blobs/uploads/")),
+        Some(empty),
+        "",
+    )
+    .await;
+    assert_eq!(push.status, StatusCode::UNAUTHORIZED, "still no push");
+    // Only the empty pair is anonymous: an empty name with a password is a wrong login.
+    let uri = "/v2/_token?service=reg.test&scope=repository:private/app:pull";
+    let wrong = send(&mirror, Request::get(uri), Some(&basic("", "x")), "").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn token_flow_as_docker_login_does_it() {
     let Private { mirror, hub, .. } = setup_private().await;
     let ping = send(&mirror, Request::get("/v2/"), None, "").await;
