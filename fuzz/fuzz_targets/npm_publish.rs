@@ -10,18 +10,12 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mirror_fuzz::{block_on, request, send, writer, Reply, Scripted, Stores};
 use mirror_npm::{NpmConfig, NpmMirror};
 use serde_json::{json, Value};
 use sha1::Digest as _;
-
-#[derive(Debug, Arbitrary)]
-enum Input {
-    Raw { scoped: bool, body: Vec<u8> },
-    Built(Built),
-}
 
 #[derive(Debug, Arbitrary)]
 struct Built {
@@ -52,10 +46,20 @@ fn name(scoped: bool) -> (&'static str, &'static str) {
     }
 }
 
-fuzz_target!(|input: Input| {
-    let (scoped, body) = match input {
-        Input::Raw { scoped, body } => (scoped, body),
-        Input::Built(built) => (built.scoped, build(built)),
+// The first byte chooses: bit 0 a raw body (the rest of the input) or one built from
+// fuzzed parts, bit 1 a scoped name for a raw body. A plain byte, not an `Arbitrary` enum,
+// so that seeds are easy to write by hand: `\x00` then a JSON document.
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (scoped, body) = if mode & 1 == 0 {
+        (mode & 2 != 0, rest.to_vec())
+    } else {
+        let Ok(built) = Built::arbitrary_take_rest(Unstructured::new(rest)) else {
+            return;
+        };
+        (built.scoped, build(built))
     };
     block_on(check(scoped, body));
 });

@@ -9,47 +9,50 @@
 #![no_main]
 
 use http::{header, HeaderValue, Method, StatusCode};
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use mirror_fuzz::{block_on, request, send, Answer, Reply, Scripted, Stores};
 use mirror_pypi::{fuzzing, PypiConfig, PypiMirror};
 use serde_json::Value;
 
-#[derive(Debug, Arbitrary)]
 struct Input {
-    content_type: ContentType,
+    content_type: Option<&'static str>,
     json_client: bool,
     root: bool,
     page: Vec<u8>,
 }
 
-#[derive(Debug, Arbitrary)]
-enum ContentType {
+/// What upstream may call its page; `None` sends no `Content-Type`, so the body decides.
+const CONTENT_TYPES: [Option<&str>; 6] = [
     None,
-    Html,
-    Json,
-    PlainJson,
-    Other(String),
-}
+    Some("text/html; charset=utf-8"),
+    Some("application/vnd.pypi.simple.v1+json"),
+    Some("application/json"),
+    Some("application/vnd.pypi.simple.v1+html"),
+    Some("text/plain"),
+];
 
 const FILES: &str = "http://mirror.test/pypi/files/demo/";
 
-fuzz_target!(|input: Input| {
-    block_on(check(input));
+// The first byte chooses: bit 0 a JSON client, bit 1 the root listing, the bits above it
+// upstream's content type; the rest is upstream's page.
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, page)) = data.split_first() else {
+        return;
+    };
+    block_on(check(Input {
+        content_type: CONTENT_TYPES[usize::from(mode >> 2) % CONTENT_TYPES.len()],
+        json_client: mode & 1 != 0,
+        root: mode & 2 != 0,
+        page: page.to_vec(),
+    }));
 });
 
 async fn check(input: Input) {
-    let content_type = match input.content_type {
-        ContentType::None => None,
-        ContentType::Html => Some("text/html; charset=utf-8".to_owned()),
-        ContentType::Json => Some("application/vnd.pypi.simple.v1+json".to_owned()),
-        ContentType::PlainJson => Some("application/json".to_owned()),
-        ContentType::Other(text) => Some(text),
-    };
+    let content_type = input.content_type;
     let page = bytes::Bytes::from(input.page);
     let index = Scripted::new(move |_| {
         let answer = Answer::new(StatusCode::OK, page.clone());
-        match &content_type {
+        match content_type {
             Some(value) => answer.header(header::CONTENT_TYPE, value),
             None => answer,
         }

@@ -10,18 +10,12 @@
 
 use blake2::Digest as _;
 use http::{header, HeaderValue, Method, StatusCode};
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mirror_fuzz::{block_on, request, send, writer, Scripted, Stores};
 use mirror_pypi::{fuzzing, PypiConfig, PypiMirror};
 
 const BOUNDARY: &str = "fuzzboundary";
-
-#[derive(Debug, Arbitrary)]
-enum Input {
-    Raw(Vec<u8>),
-    Built(Built),
-}
 
 #[derive(Debug, Arbitrary)]
 struct Built {
@@ -49,13 +43,20 @@ enum Check {
     Absent,
 }
 
-fuzz_target!(|input: Input| {
-    let (body, content) = match input {
-        Input::Raw(body) => (body, None),
-        Input::Built(built) => {
-            let content = built.content.clone();
-            (build(built), Some(content))
-        }
+// The first byte chooses a raw body (even: the rest of the input, a multipart body with
+// boundary `fuzzboundary`) or a form built from fuzzed parts (odd).
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (body, content) = if mode & 1 == 0 {
+        (rest.to_vec(), None)
+    } else {
+        let Ok(built) = Built::arbitrary_take_rest(Unstructured::new(rest)) else {
+            return;
+        };
+        let content = built.content.clone();
+        (build(built), Some(content))
     };
     block_on(check(body, content));
 });

@@ -162,22 +162,30 @@ impl Upstream for Scripted {
 /// A signed-in user who may write anything: the [`Auth`] and the `Authorization` value.
 ///
 /// Made once per process (the user has no password, so no slow hashing) in stores of its
-/// own, so that each input's cache stores start empty.
+/// own, so that each input's cache stores start empty. Made on a thread of its own, since
+/// the first call may come from inside [`runtime`].
 pub fn writer() -> &'static (Auth, String) {
     static WRITER: OnceLock<(Auth, String)> = OnceLock::new();
     WRITER.get_or_init(|| {
-        block_on(async {
-            let auth = Auth::new(
-                Arc::new(MemoryMetadataStore::new()),
-                AccessPolicy::default(),
-            );
-            auth.add_user("fuzzer", None, false).await.expect("user");
-            let (_, token) = auth
-                .create_token("fuzzer", TokenAccess::ReadWrite, None, None)
-                .await
-                .expect("token");
-            (auth, format!("Bearer {token}"))
-        })
+        std::thread::scope(|scope| scope.spawn(make_writer).join().expect("writer made"))
+    })
+}
+
+fn make_writer() -> (Auth, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let auth = Auth::new(
+            Arc::new(MemoryMetadataStore::new()),
+            AccessPolicy::default(),
+        );
+        auth.add_user("fuzzer", None, false).await.expect("user");
+        let (_, token) = auth
+            .create_token("fuzzer", TokenAccess::ReadWrite, None, None)
+            .await
+            .expect("token");
+        (auth, format!("Bearer {token}"))
     })
 }
 
@@ -204,17 +212,23 @@ impl Reply {
     }
 }
 
-/// Sends `request` to `service` and reads the whole response.
+/// Sends `request` to `service` and reads the whole response. With `FUZZ_DEBUG` set in
+/// the environment, prints each request's status, for checking what a seed reaches.
 pub async fn send<S>(service: S, request: Request<Body>) -> Reply
 where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible>,
 {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let Ok(response) = service.oneshot(request).await;
     let (parts, body) = response.into_parts();
     let (body, body_failed) = match body.collect().await {
         Ok(collected) => (collected.to_bytes(), false),
         Err(_) => (Bytes::new(), true),
     };
+    if std::env::var_os("FUZZ_DEBUG").is_some() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        eprintln!("{method} {uri} -> {}: {text}", parts.status);
+    }
     Reply {
         status: parts.status,
         headers: parts.headers,
