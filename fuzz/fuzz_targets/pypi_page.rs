@@ -118,10 +118,13 @@ fn check_json_root(reply: &Reply) {
     }
 }
 
-/// Every `href` in the rendered page goes to the mirror's files of this project.
+/// Every link in the rendered page goes to the mirror's files of this project. Only `<a`
+/// tags count: upstream text quoted in attribute values (a yanked reason) may say `href="`,
+/// but its `<` is escaped.
 fn check_html_project(text: &str) {
-    for (at, _) in text.match_indices("href=\"") {
-        let rest = &text[at + 6..];
+    const LINK: &str = "<a href=\"";
+    for (at, _) in text.match_indices(LINK) {
+        let rest = &text[at + LINK.len()..];
         let href = &rest[..rest.find('"').expect("closed href")];
         let file = href
             .strip_prefix(FILES)
