@@ -73,7 +73,7 @@ fuzz() {
     fi
     export RUSTC_BOOTSTRAP=1
     local sanitizer="${FUZZ_SANITIZER:-address}"
-    echo "==> building ${#targets[@]} targets (sanitizer: $sanitizer)"
+    echo "==> building the fuzz targets (sanitizer: $sanitizer)"
     (cd fuzz && cargo fuzz build --sanitizer "$sanitizer")
     mkdir -p fuzz/.work/logs
     for target in "${targets[@]}"; do
