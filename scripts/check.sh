@@ -76,3 +76,5 @@ echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "==> cargo test"
 cargo test --workspace
+echo "==> fuzz corpus replay"
+./scripts/fuzz.sh --replay

@@ -52,6 +52,9 @@
 mod challenge;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod locks;
 mod media;
 mod path;

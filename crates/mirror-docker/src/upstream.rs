@@ -298,6 +298,12 @@ fn parse_token(body: &[u8]) -> Result<Token> {
     Ok(Token { value, renew_at })
 }
 
+/// The token a token response carries, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn token_of(body: &[u8]) -> Option<String> {
+    parse_token(body).ok().map(|token| token.value)
+}
+
 fn realm_url(realm: &str) -> Result<Url> {
     let url = Url::parse(realm).map_err(|err| Error::upstream("bad token realm", err))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::packument::{abbreviate_version, BASE_SENTINEL};
-use crate::path::PackageName;
+use crate::path::{valid_tarball_file, PackageName};
 
 /// A hosted package as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,13 +92,22 @@ pub(crate) fn parse_publish(
             "version manifest does not match the package name and version",
         ));
     }
+    // The tarball is served at `/<name>/-/<file>`, and the router refuses a file name
+    // longer than file systems allow: a long name plus a long version (semver allows 256
+    // characters) would publish a version whose tarball no client could download.
+    let file = format!("{}-{version}.tgz", name.bare());
+    if !valid_tarball_file(&file) {
+        return Err(invalid(format!(
+            "the tarball name {file:?} would be too long; use a shorter version"
+        )));
+    }
     let tarball = attachment(doc)?;
     check_dist(manifest, &tarball)?;
     Ok(Publish {
         version: version.clone(),
         manifest: manifest.clone(),
         tags: tags_for(doc, version)?,
-        file: format!("{}-{version}.tgz", name.bare()),
+        file,
         tarball,
     })
 }

@@ -223,3 +223,23 @@ fn versions_follow_semver() {
         assert!(!valid_version(bad), "{bad}");
     }
 }
+
+/// A valid semver of ~250 characters was accepted, but its tarball name was longer than the
+/// router takes, so the tarball could never be downloaded: the `npm_publish` fuzz target's
+/// invariant (a publish that succeeded serves its tarball back). The same input is its seed
+/// `fuzz/corpus/npm_publish/long-version`.
+#[test]
+fn refuses_a_version_whose_tarball_name_would_be_unservable() {
+    let long = format!("1.0.0-{}", "a".repeat(240));
+    let doc = body(&long, b"tarball", "latest");
+    let refused = parse_publish(&doc, &name());
+    assert!(
+        matches!(&refused, Err(Refusal::Invalid(m)) if m.contains("too long")),
+        "{refused:?}"
+    );
+
+    let fits = format!("1.0.0-{}", "a".repeat(200));
+    let doc = body(&fits, b"tarball", "latest");
+    let publish = parse_publish(&doc, &name()).unwrap();
+    assert!(crate::path::valid_tarball_file(&publish.file));
+}
