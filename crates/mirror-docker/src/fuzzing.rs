@@ -65,7 +65,12 @@ pub fn route(path: &str) -> Option<(&'static str, Option<String>, Option<String>
         Route::Catalog => ("catalog", None, None),
         Route::Manifest(name, reference) => ("manifest", named(&name), Some(reference.to_string())),
         Route::Blob(name, digest) => ("blob", named(&name), Some(digest.to_string())),
-        Route::Upload(name) => ("upload", named(&name), None),
+        Route::Upload(name, upload) => (
+            "upload",
+            named(&name),
+            upload.map(|id| id.as_str().to_owned()),
+        ),
+        Route::Token => ("token", None, None),
         Route::Tags(name) => ("tags", named(&name), None),
         Route::Referrers(name, digest) => ("referrers", named(&name), Some(digest.to_string())),
     })
