@@ -22,62 +22,100 @@ pub(crate) fn print(args: &HelpArgs) -> Result<(), BoxError> {
         .upstreams
         .get(DOCKER_HUB)
         .map_or(DOCKER_HUB_URL, |u| u.url.as_str());
-    let other = docker
+    let others: Vec<(&str, &str)> = docker
         .upstreams
         .iter()
-        .find(|(name, _)| name.as_str() != DOCKER_HUB && **name != docker.default_upstream)
-        .map(|(name, upstream)| (name.as_str(), upstream.url.as_str()));
-    let (other_name, other_url) = other.unwrap_or(EXAMPLE_REGISTRY);
+        .filter(|(name, _)| name.as_str() != DOCKER_HUB)
+        .map(|(name, upstream)| (name.as_str(), upstream.url.as_str()))
+        .collect();
+    let default = docker.default_upstream.as_str();
 
     let mut out = std::io::stdout().lock();
     let insecure = untrusted_http_host(base).map_or_else(String::new, |host| {
         format!(",\n  \"insecure-registries\": [\"{host}\"]")
     });
-    write!(
-        out,
-        "# Docker Engine: /etc/docker/daemon.json, then restart dockerd.
+    if default == DOCKER_HUB {
+        write!(
+            out,
+            "# Docker Engine: /etc/docker/daemon.json, then restart dockerd.
 # (Docker's registry-mirrors setting applies to Docker Hub images only.)
 {{
   \"registry-mirrors\": [\"{base}\"]{insecure}
 }}
-
-# containerd (and Kubernetes nodes using it): point the CRI plugin's registry
-# config_path at /etc/containerd/certs.d, then add one hosts.toml per registry.
-
-# /etc/containerd/certs.d/docker.io/hosts.toml
-server = \"{hub_url}\"
-
-[host.\"{base}\"]
-  capabilities = [\"pull\", \"resolve\"]
 "
-    )?;
-    if other.is_none() {
+        )?;
+    } else {
         write!(
             out,
-            "
-# Other registries must be configured first, for example in the mirror's TOML:
-#   [docker.upstreams.\"{other_name}\"]
-#   url = \"{other_url}\"
+            "# Docker Engine: not as a registry-mirrors entry. Docker sends Docker Hub pulls to
+# a mirror without saying which registry they are for, and this mirror answers such
+# names from its default upstream, {default:?} (docker.default_upstream). Set
+# default_upstream = \"docker.io\" to mirror Docker Hub for dockerd, or pull by path
+# prefix as shown below.
 "
         )?;
     }
     write!(
         out,
         "
-# /etc/containerd/certs.d/{other_name}/hosts.toml
-# (containerd tells the mirror which registry it stands in for with ?ns={other_name})
-server = \"{other_url}\"
-
-[host.\"{base}\"]
-  capabilities = [\"pull\", \"resolve\"]
-
+# containerd (and Kubernetes nodes using it): point the CRI plugin's registry
+# config_path at /etc/containerd/certs.d, then add one hosts.toml per registry.
+# (containerd tells the mirror which registry it stands in for with ?ns=<registry>.)
+"
+    )?;
+    if docker.upstreams.contains_key(DOCKER_HUB) {
+        print_hosts_toml(&mut out, DOCKER_HUB, hub_url, base)?;
+    }
+    for (name, url) in &others {
+        print_hosts_toml(&mut out, name, url, base)?;
+    }
+    let (example_name, example_url) = others.first().copied().unwrap_or(EXAMPLE_REGISTRY);
+    if others.is_empty() {
+        write!(
+            out,
+            "
+# Other registries must be configured first, for example in the mirror's TOML:
+#   [docker.upstreams.\"{example_name}\"]
+#   url = \"{example_url}\"
+# and then get a hosts.toml like the one above.
+"
+        )?;
+    }
+    let unprefixed = if default == DOCKER_HUB {
+        format!("#   docker pull {host}/library/alpine:latest        (Docker Hub, the default)")
+    } else {
+        format!("#   docker pull {host}/<repository>:<tag>        ({default}, the default)")
+    };
+    write!(
+        out,
+        "
 # Clients that take only a host and path (podman, skopeo, crane, docker pull) select the
 # registry by the first path segment instead:
-#   docker pull {host}/{other_name}/<repository>:<tag>
-#   docker pull {host}/library/alpine:latest        (Docker Hub, the default)
+#   docker pull {host}/{example_name}/<repository>:<tag>
+{unprefixed}
 "
     )?;
     print_push(&mut out, &host, &docker.private_repositories)?;
+    Ok(())
+}
+
+/// The containerd `hosts.toml` that sends one registry's pulls to the mirror.
+fn print_hosts_toml(
+    out: &mut impl Write,
+    registry: &str,
+    url: &str,
+    base: &str,
+) -> Result<(), BoxError> {
+    write!(
+        out,
+        "
+# /etc/containerd/certs.d/{registry}/hosts.toml
+server = \"{url}\"
+
+[host.\"{base}\"]
+  capabilities = [\"pull\", \"resolve\"]
+"
+    )?;
     Ok(())
 }
 

@@ -276,7 +276,9 @@ impl Inner {
             | Route::Tags(name)
             | Route::Referrers(name, _) => name.clone(),
         };
-        if self.config.is_private(name.as_str()) {
+        // containerd's `ns` says the request stands for another registry's repository, so
+        // it is pulled through even when its name looks like one of ours.
+        if ask.ns.is_none() && self.config.is_private(name.as_str()) {
             let request = PrivateRequest {
                 parts,
                 ask: &ask,

@@ -181,6 +181,26 @@ async fn monolithic_push_then_pull_back_from_local_storage_only() {
 }
 
 #[tokio::test]
+async fn a_request_for_another_registry_is_pulled_through_whatever_its_name() {
+    let Private { mirror, hub, .. } = setup_private().await;
+    push_image(&mirror, APP, "1.0").await;
+    // containerd asking for docker.io/private/app: that is Docker Hub's, not ours.
+    let reply = send(
+        &mirror,
+        Request::get(format!("{APP}/manifests/1.0?ns=docker.io")),
+        None,
+        "",
+    )
+    .await;
+    assert_ne!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(
+        hub.calls().iter().any(|call| call.contains("private/app")),
+        "asked upstream: {:?}",
+        hub.calls()
+    );
+}
+
+#[tokio::test]
 async fn blob_ranges_and_bad_ranges() {
     let Private { mirror, .. } = setup_private().await;
     let digest = push_blob(&mirror, APP, b"0123456789").await;
