@@ -1,5 +1,10 @@
 //! `registry-mirror npm|pypi|docker help`: the client configuration they print.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on whatever it did not expect"
+)]
+
 use std::process::Command;
 
 fn help(ecosystem: &str, config: &str, extra: &[&str]) -> String {
