@@ -77,7 +77,15 @@ pub(crate) fn user(command: UserCommand, common: &CommonArgs) -> Result<(), BoxE
                 admin,
             } => {
                 let password = password.read()?;
-                auth.add_user(&name, Some(&password), admin).await?;
+                auth.add_user(&name, Some(&password), admin)
+                    .await
+                    .map_err(|err| match err {
+                        mirror_core::Error::Conflict { .. } => BoxError::from(format!(
+                            "user {name} already exists (registry-mirror user passwd {name} \
+                             changes the password)"
+                        )),
+                        other => other.into(),
+                    })?;
                 writeln!(
                     out,
                     "created user {name}{}",
@@ -85,7 +93,10 @@ pub(crate) fn user(command: UserCommand, common: &CommonArgs) -> Result<(), BoxE
                 )?;
             }
             UserCommand::Remove { name } => {
-                auth.remove_user(&name).await?;
+                auth.remove_user(&name).await.map_err(|err| match err {
+                    mirror_core::Error::NotFound => BoxError::from(format!("no user {name}")),
+                    other => other.into(),
+                })?;
                 writeln!(out, "removed user {name} and revoked their tokens")?;
             }
             UserCommand::List => {
@@ -128,7 +139,15 @@ pub(crate) fn token(command: TokenCommand, common: &CommonArgs) -> Result<(), Bo
                 } else {
                     TokenAccess::ReadWrite
                 };
-                let (info, secret) = auth.create_token(&user, access, expires_in, label).await?;
+                let (info, secret) = auth
+                    .create_token(&user, access, expires_in, label)
+                    .await
+                    .map_err(|err| match err {
+                        mirror_core::Error::NotFound => BoxError::from(format!(
+                            "no user {user} (registry-mirror user list shows them)"
+                        )),
+                        other => other.into(),
+                    })?;
                 writeln!(out, "{secret}")?;
                 let mut err = std::io::stderr().lock();
                 writeln!(
@@ -143,7 +162,12 @@ pub(crate) fn token(command: TokenCommand, common: &CommonArgs) -> Result<(), Bo
                 }
             }
             TokenCommand::Revoke { id } => {
-                auth.revoke_token(&id).await?;
+                auth.revoke_token(&id).await.map_err(|err| match err {
+                    mirror_core::Error::NotFound => BoxError::from(format!(
+                        "no token with id {id} (registry-mirror token list shows the ids)"
+                    )),
+                    other => other.into(),
+                })?;
                 writeln!(out, "revoked token {id}")?;
             }
         }

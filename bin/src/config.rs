@@ -82,6 +82,8 @@ pub(crate) enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    #[error("invalid access rule in {path}: {reason}")]
+    Rules { path: PathBuf, reason: String },
     #[error("public_url {url:?} is not usable: {reason}")]
     PublicUrl { url: String, reason: &'static str },
 }
@@ -103,6 +105,13 @@ impl Config {
         if let Some(url) = &config.public_url {
             check_public_url(url)?;
         }
+        config
+            .auth
+            .validate()
+            .map_err(|reason| ConfigError::Rules {
+                path: path.to_owned(),
+                reason,
+            })?;
         Ok(config)
     }
 

@@ -50,6 +50,46 @@ fn any() -> String {
     "*".to_owned()
 }
 
+/// The ecosystems a rule may name.
+const ECOSYSTEMS: [&str; 5] = ["*", "npm", "pypi", "docker", "maven"];
+
+impl AccessPolicy {
+    /// Refuses rules that could never apply as written: an unknown ecosystem, an empty
+    /// pattern, or a principal that is neither `*`, `@authenticated` nor a possible user
+    /// name. A typo in a rule meant to hide packages would otherwise leave them readable.
+    pub fn validate(&self) -> Result<(), String> {
+        for (index, rule) in self.rules.iter().enumerate() {
+            let at = format!("auth.rules[{index}] (pattern {:?})", rule.pattern);
+            if !ECOSYSTEMS.contains(&rule.ecosystem.as_str()) {
+                return Err(format!(
+                    "{at}: unknown ecosystem {:?}; use one of {}",
+                    rule.ecosystem,
+                    ECOSYSTEMS.join(", ")
+                ));
+            }
+            if rule.pattern.is_empty() {
+                return Err(format!("{at}: the pattern is empty"));
+            }
+            let principals = rule.read.iter().flatten().map(|who| (who, true));
+            let principals = principals.chain(rule.write.iter().flatten().map(|who| (who, false)));
+            for (who, reading) in principals {
+                let known = (reading && who == "*")
+                    || who == "@authenticated"
+                    || super::validate_user_name(who).is_ok();
+                if !known {
+                    let list = if reading { "read" } else { "write" };
+                    return Err(format!(
+                        "{at}: {list} names {who:?}, which is not {}@authenticated or a user name \
+                         (1-64 of a-z 0-9 . _ -)",
+                        if reading { "*, " } else { "" }
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reading or writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -281,5 +321,39 @@ mod tests {
             policy().check(Some(&read_only), "npm", "@acme/x", Action::Write),
             Access::Forbidden
         );
+    }
+
+    #[test]
+    fn rules_that_cannot_apply_are_refused() {
+        let policy = |rule: serde_json::Value| -> AccessPolicy {
+            serde_json::from_value(serde_json::json!({ "rules": [rule] })).unwrap()
+        };
+        let good = policy(
+            serde_json::json!({"ecosystem": "docker", "pattern": "private/*",
+            "read": ["@authenticated", "bob"], "write": ["alice"]}),
+        );
+        assert_eq!(good.validate(), Ok(()));
+        for (rule, needle) in [
+            (
+                serde_json::json!({"ecosystem": "dockr", "pattern": "x"}),
+                "unknown ecosystem \"dockr\"",
+            ),
+            (serde_json::json!({"pattern": ""}), "pattern is empty"),
+            (
+                serde_json::json!({"pattern": "x", "read": ["@authenticatd"]}),
+                "read names \"@authenticatd\"",
+            ),
+            (
+                serde_json::json!({"pattern": "x", "write": ["*"]}),
+                "write names \"*\"",
+            ),
+            (
+                serde_json::json!({"pattern": "x", "write": ["Alice"]}),
+                "write names \"Alice\"",
+            ),
+        ] {
+            let err = policy(rule.clone()).validate().unwrap_err();
+            assert!(err.contains(needle), "{rule}: {err}");
+        }
     }
 }
