@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
-/// A pull-through cache and private registry for npm and PyPI (OCI and Maven to come).
+/// A pull-through cache and private registry for npm, PyPI and container images.
 #[derive(Debug, Parser)]
 #[command(name = "registry-mirror", version, about)]
 struct Cli {
