@@ -17,7 +17,7 @@ use super::{BlobRead, BlobStore, BlobWriter, Expected};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-/// A [`BlobStore`] that keeps blobs of up to `max_entry` bytes in memory after their first
+/// A [`BlobStore`] that keeps blobs of up to `max_entry` bytes in memory after their first whole
 /// read, within a total of `budget` bytes, evicting the least recently used first (a
 /// second-chance queue). Larger blobs stream from the inner store as before.
 #[derive(Debug)]
@@ -129,15 +129,13 @@ impl BlobStore for HotBlobs {
         if let Some(bytes) = self.get(digest) {
             return slice(&bytes, range);
         }
+        if range.is_some() {
+            // A part of a blob not held: read just that part; whole reads fill the memory.
+            return self.inner.read(digest, range).await;
+        }
         let whole = self.inner.read(digest, None).await?;
         if whole.size > self.max_entry {
-            return match range {
-                None => Ok(whole),
-                Some(range) => {
-                    drop(whole);
-                    self.inner.read(digest, Some(range)).await
-                }
-            };
+            return Ok(whole);
         }
         let mut buf = BytesMut::with_capacity(whole.size as usize);
         let mut stream = whole.stream;
@@ -153,7 +151,7 @@ impl BlobStore for HotBlobs {
         }
         let bytes = buf.freeze();
         self.insert(digest.clone(), bytes.clone());
-        slice(&bytes, range)
+        slice(&bytes, None)
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
