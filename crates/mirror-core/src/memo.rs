@@ -8,6 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Up to `capacity` values by key; when full, the map starts over empty (a burst of
 /// distinct keys costs one metadata read each, as it would without the map).
@@ -52,9 +55,66 @@ impl<V: Clone> Memo<V> {
     }
 }
 
+/// Values read from a shared store, each reused for a short while after it was read.
+///
+/// A record that other processes may change (a hosted package, when several replicas share
+/// one metadata store) cannot be remembered for good like a [`Memo`] value, but under load
+/// the same record is read thousands of times a second; reusing a copy for up to `hold`
+/// bounds how late another replica's change is seen. The owner must [`insert`] or
+/// [`remove`] after its own writes, so this process always reads what it wrote.
+///
+/// [`insert`]: Recent::insert
+/// [`remove`]: Recent::remove
+#[derive(Debug)]
+pub struct Recent<V> {
+    hold: Duration,
+    values: Memo<(Instant, V)>,
+}
+
+impl<V: Clone> Recent<V> {
+    /// An empty map keeping at most `capacity` values, each for `hold` after it was kept.
+    pub fn new(capacity: usize, hold: Duration) -> Self {
+        Recent {
+            hold,
+            values: Memo::new(capacity),
+        }
+    }
+
+    /// The value kept for `key`, unless it was kept more than `hold` ago.
+    pub fn get(&self, key: &str) -> Option<V> {
+        let (at, value) = self.values.get(key)?;
+        (at.elapsed() < self.hold).then_some(value)
+    }
+
+    /// Keeps `value` for `key` from now on.
+    pub fn insert(&self, key: &str, value: V) {
+        self.values.insert(key, (Instant::now(), value));
+    }
+
+    /// Forgets the value for `key`.
+    pub fn remove(&self, key: &str) {
+        self.values.remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Memo;
+    use std::time::Duration;
+
+    use super::{Memo, Recent};
+
+    #[tokio::test(start_paused = true)]
+    async fn recent_values_expire_after_their_hold() {
+        let recent = Recent::new(4, Duration::from_secs(1));
+        recent.insert("a", 1);
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(recent.get("a"), Some(1));
+        recent.insert("b", 2);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!((recent.get("a"), recent.get("b")), (None, Some(2)));
+        recent.remove("b");
+        assert_eq!(recent.get("b"), None);
+    }
 
     #[test]
     fn keeps_values_up_to_its_capacity() {

@@ -8,12 +8,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use mirror_core::auth::{Auth, Identity};
 use mirror_core::http_util::{base_url, wants_revalidation};
-use mirror_core::memo::Memo;
+use mirror_core::memo::{Memo, Recent};
 use mirror_core::{
     put_bytes, read_to_bytes, Body, BoxError, Cache, CacheEntry, CacheStatus, Digest, Expected,
     FetchSpec, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
@@ -25,6 +26,7 @@ use url::Url;
 use self::respond::{file_response, page_response, redirect, set, PageAnswer};
 use crate::config::PypiConfig;
 use crate::error::PypiError;
+use crate::hosted::HostedProject;
 use crate::model::{expectation, DistFile, ProjectPage};
 use crate::name::ProjectName;
 use crate::negotiate::{negotiate, Format};
@@ -39,6 +41,11 @@ const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
 const CONCURRENT_TRANSFORMS: usize = 2;
 /// Derived records kept in memory (a few hundred bytes each).
 const DERIVED_MEMO_CAPACITY: usize = 8192;
+
+/// How long a read of a project's hosted record (or of its absence) is reused: every
+/// request for a mirrored project asks whether the name is hosted here, and another replica
+/// sharing the store may upload it.
+const HOSTED_READ_HOLD: Duration = Duration::from_secs(1);
 /// Bumped when what a page is derived into changes, so records from older code are redone.
 const DERIVE_VERSION: u32 = 1;
 
@@ -68,6 +75,8 @@ struct Inner {
     transforms: Semaphore,
     /// Derived records by key, checked against the source digest before use.
     derived_memo: Memo<DerivedRecord>,
+    /// Recent reads of hosted records by name; `None` when the name is not hosted here.
+    hosted_reads: Recent<Option<Arc<HostedProject>>>,
     auth: Option<Auth>,
 }
 
@@ -146,6 +155,7 @@ impl PypiMirror {
                 config,
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
                 derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+                hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
                 auth: None,
             }),
         })
@@ -167,6 +177,7 @@ impl PypiMirror {
                 config: inner.config.clone(),
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
                 derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+                hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
                 auth: Some(auth),
             }),
         }
