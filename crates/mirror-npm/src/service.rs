@@ -29,7 +29,7 @@ use crate::error::NpmError;
 use crate::hosted::HostedPackage;
 use crate::packument::{derive, TarballInfo};
 use crate::path::{route, PackageName, Route};
-use mirror_core::body::{count_occurrences, replace_all, replaced_len};
+use mirror_core::body::{count_occurrences, replaced_len, RenderedDocs};
 
 use crate::packument::BASE_SENTINEL;
 
@@ -43,6 +43,11 @@ const DERIVED_MEMO_CAPACITY: usize = 8192;
 /// request for a mirrored package asks whether the name is hosted here, and another replica
 /// sharing the store may publish it.
 const HOSTED_READ_HOLD: Duration = Duration::from_secs(1);
+
+/// Memory for packuments rendered with a base URL: documents of up to
+/// `RENDERED_MAX_ENTRY` stored bytes, `RENDERED_BUDGET` in all; larger ones stream.
+const RENDERED_BUDGET: u64 = 16 << 20;
+const RENDERED_MAX_ENTRY: u64 = 1 << 20;
 
 type Result<T, E = NpmError> = std::result::Result<T, E>;
 
@@ -67,6 +72,7 @@ struct Inner {
     derived_memo: Memo<DerivedRecord>,
     /// Recent reads of hosted records by name; `None` when the name is not hosted here.
     hosted_reads: Recent<Option<Arc<(HostedPackage, u64)>>>,
+    rendered: RenderedDocs,
     auth: Option<Auth>,
 }
 
@@ -114,6 +120,7 @@ impl NpmMirror {
             transforms,
             derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
             hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+            rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
             auth: None,
         };
         Ok(NpmMirror {
@@ -133,6 +140,7 @@ impl NpmMirror {
             transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
             derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
             hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+            rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
             auth: Some(auth),
         };
         NpmMirror {
@@ -429,13 +437,12 @@ impl Inner {
         let mut response = if ask.head {
             empty_response(StatusCode::OK)
         } else {
-            let stored = self.cache.blobs().read(&doc.digest, None).await?;
             let base = Bytes::from(ask.base.clone());
-            Response::new(body::from_stream(replace_all(
-                stored.stream,
-                BASE_SENTINEL,
-                base,
-            )))
+            let blobs = self.cache.blobs();
+            let rendered = self
+                .rendered
+                .body(blobs.as_ref(), &doc.digest, doc.size, base);
+            Response::new(rendered.await?)
         };
         set(
             response.headers_mut(),
