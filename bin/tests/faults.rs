@@ -841,3 +841,54 @@ async fn npm_publish_stalling_mid_upload_times_out_and_publishes_nothing() {
     assert_served(&served, &artifact, "HIT");
     store::assert_consistent(&server.data_dir()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn npm_publish_over_http2_stalling_mid_upload_times_out_and_publishes_nothing() {
+    use fault_support::h2c::H2cConnection;
+
+    let upstream = FaultyUpstream::start().await;
+    let config = format!(
+        "body_read_timeout = \"{}s\"\n{}",
+        BODY_TIMEOUT.as_secs(),
+        mirror_config(&upstream, READ_TIMEOUT_TOML)
+    );
+    let server = Server::start(&config, Disk::Unlimited).await;
+    let bearer = format!("Bearer {}", server.admin_token());
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let tarball = fault_support::registry::noise(BIG, 8);
+    let body = npm_publish_body("stalled-h2", "1.0.0", &tarball);
+    let blobs_before = store::blob_names(&server.data_dir());
+
+    let mut connection = H2cConnection::connect(server.address()).await;
+    let answer = connection
+        .send_then_stall(
+            reqwest::Method::PUT,
+            "/npm/stalled-h2",
+            &headers,
+            &body,
+            body.len() / 2,
+            BODY_TIMEOUT * 4,
+        )
+        .await;
+    let Some((status, after)) = answer else {
+        panic!("a publish stalled over HTTP/2 was not answered long after the body timeout");
+    };
+    eprintln!("a publish stalled over HTTP/2 was answered {status:?} after {after:?}");
+    assert_closed_after_timeout("a stalled HTTP/2 publish", Some(after), BODY_TIMEOUT);
+    assert!(
+        !status.as_ref().is_ok_and(StatusCode::is_success),
+        "a publish missing half its body must not succeed: {status:?}"
+    );
+
+    let (status, _) = connection.get("/npm/stalled-h2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing of it may show");
+    assert_eq!(
+        store::blob_names(&server.data_dir()),
+        blobs_before,
+        "a stalled publish leaves no blob behind"
+    );
+    store::assert_consistent(&server.data_dir()).await;
+}
