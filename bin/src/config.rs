@@ -24,9 +24,14 @@ pub(crate) struct Config {
     pub(crate) negative_ttl: Duration,
     /// `text` or `json`.
     pub(crate) log_format: LogFormat,
-    /// Time a client has to send its request headers (slow clients are cut off).
+    /// Time a client has to send its request headers (slow clients are cut off); also how
+    /// long a connection with no request in flight is kept, over HTTP/1 and HTTP/2.
     #[serde(with = "humantime_serde")]
     pub(crate) header_read_timeout: Duration,
+    /// Longest pause in a request body while the server waits for it: a stalled upload
+    /// fails and its connection is closed, while a slow but flowing one goes on.
+    #[serde(with = "humantime_serde")]
+    pub(crate) body_read_timeout: Duration,
     /// Client connections served at once.
     pub(crate) max_connections: usize,
     /// Bytes of small, recently served blobs (up to 1 MiB each) kept in memory; 0 turns
@@ -57,6 +62,7 @@ impl Default for Config {
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             memory_cache_bytes: 32 * 1024 * 1024,
             npm: NpmConfig::default(),
@@ -207,6 +213,7 @@ mod tests {
             public_url = "https://mirror.example.com/"
             negative_ttl = "30s"
             header_read_timeout = "3s"
+            body_read_timeout = "7s"
             max_connections = 50
             [npm]
             upstream = "http://127.0.0.1:4873/"
@@ -221,12 +228,14 @@ mod tests {
         .unwrap();
         assert_eq!(config.npm.metadata_ttl, Duration::from_secs(300));
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(7));
         assert_eq!(config.max_connections, 50);
         assert_eq!(config.npm.upstream_read_timeout, Duration::from_secs(2));
         assert_eq!(config.pypi.upstream_read_timeout, Duration::from_secs(3));
         assert_eq!(config.docker.upstream_read_timeout, Duration::from_secs(4));
         let defaults = Config::default();
         assert_eq!(defaults.npm.upstream_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(60));
         assert_eq!(
             config.npm().public_url.as_deref(),
             Some("https://mirror.example.com/npm")

@@ -206,6 +206,9 @@ async fn run(config: Config) -> Result<(), BoxError> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     let limits = listener::Limits {
         header_read_timeout: config.header_read_timeout,
+        // One key for both: an idle keep-alive connection is one waiting for headers.
+        idle_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
         max_connections: config.max_connections.max(1),
         ..listener::Limits::default()
     };

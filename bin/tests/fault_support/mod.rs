@@ -4,6 +4,7 @@
 pub(crate) mod crowd;
 pub(crate) mod cut;
 pub(crate) mod fetch;
+pub(crate) mod h2c;
 pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod store;
