@@ -121,12 +121,17 @@ impl Config {
         Ok(config)
     }
 
-    /// The base URL clients are told to use: `public_url`, else the listen address.
+    /// The base URL clients are told to use: `public_url`, else the listen address, with
+    /// this machine's host name for a wildcard address (`0.0.0.0`, `::`), which no client
+    /// can connect to.
     pub(crate) fn client_base_url(&self) -> String {
-        let base = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen));
+        let base = match &self.public_url {
+            Some(url) => url.clone(),
+            None if self.listen.ip().is_unspecified() => {
+                format!("http://{}:{}", host_name(), self.listen.port())
+            }
+            None => format!("http://{}", self.listen),
+        };
         base.trim_end_matches('/').to_owned()
     }
 
@@ -193,6 +198,21 @@ pub(crate) fn check_public_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// This machine's host name as the kernel reports it, or `localhost` when unknown.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +261,26 @@ mod tests {
             Some("https://mirror.example.com/npm")
         );
         assert_eq!(config.negative_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn clients_are_never_told_a_wildcard_address() {
+        let mut config = Config {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(config.client_base_url(), "http://127.0.0.1:8080");
+        for wildcard in ["0.0.0.0:9000", "[::]:9000"] {
+            config.listen = wildcard.parse().unwrap();
+            let base = config.client_base_url();
+            assert_eq!(base, format!("http://{}:9000", host_name()));
+            assert!(
+                !base.contains("0.0.0.0") && !base.contains("[::]"),
+                "{base}"
+            );
+        }
+        config.public_url = Some("https://mirror.example.com/".to_owned());
+        assert_eq!(config.client_base_url(), "https://mirror.example.com");
     }
 
     #[test]
