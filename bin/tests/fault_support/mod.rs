@@ -5,6 +5,8 @@ pub(crate) mod crowd;
 pub(crate) mod cut;
 pub(crate) mod fetch;
 pub(crate) mod h2c;
+#[path = "../common/launch.rs"]
+mod launch;
 pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod store;
