@@ -110,6 +110,13 @@ async fn assert_fetched_afresh(upstream: &FaultyUpstream, server: &Server, artif
 
 const BAD_GATEWAY: &[StatusCode] = &[StatusCode::BAD_GATEWAY];
 
+/// A mirror over `upstream` with top-level `settings` (timeouts, limits) before the
+/// ecosystem tables of [`mirror_config`].
+async fn server_with(upstream: &FaultyUpstream, settings: &str, read_timeout: &str) -> Server {
+    let config = format!("{settings}\n{}", mirror_config(upstream, read_timeout));
+    Server::start(&config, Disk::Unlimited).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_closing_mid_body_leaves_nothing_stored() {
     refused_then_fetched_afresh(&[Fault {
@@ -576,12 +583,8 @@ async fn two_thousand_idle_and_trickling_connections_do_not_starve_others() {
     const EACH: usize = 1000;
     allow_open_files(3 * EACH as u64 + 256);
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "header_read_timeout = \"{}s\"\n{}",
-        HEADER_TIMEOUT.as_secs(),
-        mirror_config(&upstream, READ_TIMEOUT_TOML)
-    );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let settings = format!("header_read_timeout = \"{}s\"", HEADER_TIMEOUT.as_secs());
+    let server = server_with(&upstream, &settings, READ_TIMEOUT_TOML).await;
     prompt_answers(&server, 5).await;
     let baseline_kib = server.rss_kib();
 
@@ -645,12 +648,11 @@ async fn connections_beyond_the_cap_wait_for_idle_ones_to_be_cut() {
     const CAP: usize = 50;
     allow_open_files(4 * CAP as u64 + 256);
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "header_read_timeout = \"{}s\"\nmax_connections = {CAP}\n{}",
-        HEADER_TIMEOUT.as_secs(),
-        mirror_config(&upstream, READ_TIMEOUT_TOML)
+    let settings = format!(
+        "header_read_timeout = \"{}s\"\nmax_connections = {CAP}",
+        HEADER_TIMEOUT.as_secs()
     );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let server = server_with(&upstream, &settings, READ_TIMEOUT_TOML).await;
     let give_up = HEADER_TIMEOUT * 4;
     let mut idle = gather(server.address(), CAP, Manner::Idle, give_up).await;
 
@@ -693,12 +695,8 @@ async fn an_idle_http2_connection_is_closed_but_not_while_a_request_waits_on_ups
     use fault_support::h2c::H2cConnection;
 
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "header_read_timeout = \"{}s\"\n{}",
-        IDLE_TIMEOUT.as_secs(),
-        mirror_config(&upstream, LONGER_READ_TIMEOUT_TOML)
-    );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let settings = format!("header_read_timeout = \"{}s\"", IDLE_TIMEOUT.as_secs());
+    let server = server_with(&upstream, &settings, LONGER_READ_TIMEOUT_TOML).await;
     let mut connection = H2cConnection::connect(server.address()).await;
     let (status, _) = connection.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
@@ -733,12 +731,8 @@ async fn http2_connections_that_never_send_a_request_are_closed() {
     use fault_support::crowd::{gather, Manner};
 
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "header_read_timeout = \"{}s\"\n{}",
-        IDLE_TIMEOUT.as_secs(),
-        mirror_config(&upstream, READ_TIMEOUT_TOML)
-    );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let settings = format!("header_read_timeout = \"{}s\"", IDLE_TIMEOUT.as_secs());
+    let server = server_with(&upstream, &settings, READ_TIMEOUT_TOML).await;
     let give_up = IDLE_TIMEOUT * 4;
     let openings = [
         ("half a preface", &H2_PREFACE[..10]),
@@ -768,12 +762,8 @@ async fn npm_publish_stalling_mid_upload_times_out_and_publishes_nothing() {
     use fault_support::cut::{send_slowly, send_then_stall};
 
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "body_read_timeout = \"{}s\"\n{}",
-        BODY_TIMEOUT.as_secs(),
-        mirror_config(&upstream, READ_TIMEOUT_TOML)
-    );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let settings = format!("body_read_timeout = \"{}s\"", BODY_TIMEOUT.as_secs());
+    let server = server_with(&upstream, &settings, READ_TIMEOUT_TOML).await;
     let client = client();
     let bearer = format!("Bearer {}", server.admin_token());
     let headers = [
@@ -847,12 +837,8 @@ async fn npm_publish_over_http2_stalling_mid_upload_times_out_and_publishes_noth
     use fault_support::h2c::H2cConnection;
 
     let upstream = FaultyUpstream::start().await;
-    let config = format!(
-        "body_read_timeout = \"{}s\"\n{}",
-        BODY_TIMEOUT.as_secs(),
-        mirror_config(&upstream, READ_TIMEOUT_TOML)
-    );
-    let server = Server::start(&config, Disk::Unlimited).await;
+    let settings = format!("body_read_timeout = \"{}s\"", BODY_TIMEOUT.as_secs());
+    let server = server_with(&upstream, &settings, READ_TIMEOUT_TOML).await;
     let bearer = format!("Bearer {}", server.admin_token());
     let headers = [
         ("authorization", bearer.as_str()),
