@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -15,17 +16,28 @@ use futures_util::StreamExt;
 use super::{BlobRead, BlobStore, BlobWriter, Expected};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::memo::BytesCache;
+use crate::memo::{BytesCache, Recent};
 
 /// A [`BlobStore`] that keeps blobs of up to `max_entry` bytes in memory after their first whole
 /// read, within a total of `budget` bytes, evicting the least recently used first (a
 /// second-chance queue). Larger blobs stream from the inner store as before.
+///
+/// It also remembers for a second which blobs the inner store confirmed and at what size:
+/// a cached hit checks that the blob behind its record is whole, which on a local disk is a
+/// `stat` through the blocking pool per request. Only a deletion changes that answer; one
+/// made through this wrapper is seen at once, one made by another replica within the hold.
 #[derive(Debug)]
 pub struct HotBlobs {
     inner: Arc<dyn BlobStore>,
     max_entry: u64,
     held: BytesCache<Digest>,
+    sizes: Recent<u64>,
 }
+
+/// How long a size the inner store reported is reused.
+const SIZE_HOLD: Duration = Duration::from_secs(1);
+/// Sizes remembered at most.
+const SIZES_MAX: usize = 16_384;
 
 impl HotBlobs {
     /// Wraps `inner`, keeping blobs of at most `max_entry` bytes, `budget` bytes in all.
@@ -34,6 +46,7 @@ impl HotBlobs {
             inner,
             max_entry: max_entry.min(budget),
             held: BytesCache::new(budget),
+            sizes: Recent::new(SIZES_MAX, SIZE_HOLD),
         }
     }
 
@@ -102,11 +115,20 @@ impl BlobStore for HotBlobs {
         if let Some(bytes) = self.get(digest) {
             return Ok(Some(bytes.len() as u64));
         }
-        self.inner.size(digest).await
+        let key = digest.to_string();
+        if let Some(size) = self.sizes.get(&key) {
+            return Ok(Some(size));
+        }
+        let size = self.inner.size(digest).await?;
+        if let Some(size) = size {
+            self.sizes.insert(&key, size);
+        }
+        Ok(size)
     }
 
     async fn delete(&self, digest: &Digest) -> Result<()> {
         self.held.remove(digest);
+        self.sizes.remove(&digest.to_string());
         self.inner.delete(digest).await
     }
 }
