@@ -17,7 +17,7 @@ pub(crate) use npm::Npm;
 
 /// Makes a child process talk to loopback directly: a proxy configured on the machine must
 /// not carry (or refuse) the tests' traffic.
-fn isolate_from_proxies(command: &mut std::process::Command) {
+pub(crate) fn isolate_from_proxies(command: &mut std::process::Command) {
     for key in ["http_proxy", "https_proxy", "all_proxy"] {
         command.env_remove(key).env_remove(key.to_ascii_uppercase());
     }
