@@ -351,6 +351,31 @@ fn maven_help(args: &HelpArgs) -> Result<(), BoxError> {
       <password>PASSWORD_OR_TOKEN</password>
     </server>
   </servers>
+  <!-- lets the mirror serve -SNAPSHOT versions too (Central's definition forbids them) -->
+  <profiles>
+    <profile>
+      <id>registry-mirror</id>
+      <repositories>
+        <repository>
+          <id>central</id>
+          <url>http://central</url>
+          <releases><enabled>true</enabled></releases>
+          <snapshots><enabled>true</enabled></snapshots>
+        </repository>
+      </repositories>
+      <pluginRepositories>
+        <pluginRepository>
+          <id>central</id>
+          <url>http://central</url>
+          <releases><enabled>true</enabled></releases>
+          <snapshots><enabled>true</enabled></snapshots>
+        </pluginRepository>
+      </pluginRepositories>
+    </profile>
+  </profiles>
+  <activeProfiles>
+    <activeProfile>registry-mirror</activeProfile>
+  </activeProfiles>
 </settings>
 
 <!-- pom.xml: where mvn deploy uploads -->

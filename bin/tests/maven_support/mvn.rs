@@ -91,6 +91,18 @@ impl Mvn {
     }
 }
 
+/// Central's definition forbids snapshots, and a mirror takes the policies of the
+/// repositories it stands for: a profile redefining `central` with snapshots enabled lets
+/// the mirror's `public` group serve them, as repository managers document it.
+const SNAPSHOTS_PROFILE: &str = "<profiles><profile><id>mirror-snapshots</id><repositories>\
+     <repository><id>central</id><url>http://central</url>\
+     <releases><enabled>true</enabled></releases><snapshots><enabled>true</enabled></snapshots>\
+     </repository></repositories><pluginRepositories><pluginRepository><id>central</id>\
+     <url>http://central</url><releases><enabled>true</enabled></releases>\
+     <snapshots><enabled>true</enabled></snapshots></pluginRepository></pluginRepositories>\
+     </profile></profiles><activeProfiles><activeProfile>mirror-snapshots</activeProfile>\
+     </activeProfiles>\n";
+
 fn settings_xml(mirror: &str, credentials: Option<(&str, &str)>) -> String {
     let servers = credentials.map_or_else(String::new, |(user, password)| {
         ["registry-mirror-releases", "registry-mirror-snapshots"]
@@ -105,7 +117,7 @@ fn settings_xml(mirror: &str, credentials: Option<(&str, &str)>) -> String {
     format!(
         "<settings>\n<mirrors><mirror><id>registry-mirror</id><mirrorOf>*</mirrorOf>\
          <url>{mirror}/maven/public/</url></mirror></mirrors>\n\
-         <servers>{servers}</servers>\n</settings>\n"
+         <servers>{servers}</servers>\n{SNAPSHOTS_PROFILE}</settings>\n"
     )
 }
 
