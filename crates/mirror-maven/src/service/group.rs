@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 use mirror_core::http_util::wants_revalidation;
+use mirror_core::CacheStatus;
 
 use super::proxy::checksum_of;
 use super::respond::{is_metadata, Answer};
@@ -25,12 +26,13 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Answer> {
         match &path.kind {
-            FileKind::Metadata => Ok(Answer::Made(
-                self.merged_listing(members, &path.path, ask).await?,
-            )),
+            FileKind::Metadata => {
+                let (status, listing) = self.merged_listing(members, &path.path, ask).await?;
+                Ok(Answer::Made(listing, status))
+            }
             FileKind::Checksum { base, kind } if is_metadata(path) => {
-                let listing = self.merged_listing(members, base, ask).await?;
-                Ok(Answer::Made(checksum_of(&listing, *kind)))
+                let (status, listing) = self.merged_listing(members, base, ask).await?;
+                Ok(Answer::Made(checksum_of(&listing, *kind), status))
             }
             FileKind::Checksum { .. } | FileKind::Artifact => {
                 self.first_member(members, path, ask).await
@@ -66,13 +68,23 @@ impl Inner {
         Err(failure.unwrap_or(MavenError::NotFound))
     }
 
-    /// Every member's listing of `path`, merged and written anew.
-    async fn merged_listing(&self, members: &[String], path: &str, ask: &Ask<'_>) -> Result<Bytes> {
+    /// Every member's listing of `path`, merged and written anew, with the least fresh of
+    /// the cache statuses its parts came with.
+    async fn merged_listing(
+        &self,
+        members: &[String],
+        path: &str,
+        ask: &Ask<'_>,
+    ) -> Result<(CacheStatus, Bytes)> {
         let mut documents = Vec::new();
+        let mut status = CacheStatus::Hit;
         let mut failure = None;
         for member in members {
             match self.member_listing(member, path, ask).await {
-                Ok(Some(document)) => documents.push(document),
+                Ok(Some((answered, document))) => {
+                    status = least_fresh(status, answered);
+                    documents.push(document);
+                }
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(member, path, error = %err, "skipping a member's listing");
@@ -84,7 +96,7 @@ impl Inner {
             return Err(failure.unwrap_or(MavenError::NotFound));
         }
         let merged = metadata::merge(&documents);
-        Ok(Bytes::from(metadata::write(&merged)))
+        Ok((status, Bytes::from(metadata::write(&merged))))
     }
 
     /// One member's listing, read; `None` when it has none.
@@ -93,7 +105,7 @@ impl Inner {
         member: &str,
         path: &str,
         ask: &Ask<'_>,
-    ) -> Result<Option<metadata::Metadata>> {
+    ) -> Result<Option<(CacheStatus, metadata::Metadata)>> {
         self.authorize(
             ask.identity.as_ref(),
             member,
@@ -101,24 +113,42 @@ impl Inner {
             mirror_core::auth::Action::Read,
         )?;
         let bytes = match self.repositories.get(member) {
-            Some(Repository::Hosted(_)) => self.hosted_listing(member, path).await?,
+            Some(Repository::Hosted(_)) => self
+                .hosted_listing(member, path)
+                .await?
+                .map(|bytes| (CacheStatus::Hit, bytes)),
             Some(Repository::Proxy(upstream)) => {
                 let now = wants_revalidation(ask.headers);
                 match self.proxy_listing(member, upstream, path, now).await {
-                    Ok(bytes) => Some(bytes),
+                    Ok(answer) => Some(answer),
                     Err(err) if is_absent(&err) => None,
                     Err(err) => return Err(err),
                 }
             }
             Some(Repository::Group(_)) | None => None,
         };
-        let Some(bytes) = bytes else {
+        let Some((status, bytes)) = bytes else {
             return Ok(None);
         };
         let document = metadata::parse(&bytes).map_err(|reason| MavenError::MalformedMetadata {
             repository: member.to_owned(),
             reason,
         })?;
-        Ok(Some(document))
+        Ok(Some((status, document)))
+    }
+}
+
+/// The status that says most about freshness: a stale part makes the whole stale.
+fn least_fresh(a: CacheStatus, b: CacheStatus) -> CacheStatus {
+    let rank = |status| match status {
+        CacheStatus::Hit => 0,
+        CacheStatus::Revalidated => 1,
+        CacheStatus::Stale => 3,
+        _ => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
     }
 }

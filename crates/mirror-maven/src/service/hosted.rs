@@ -91,7 +91,8 @@ impl Inner {
     pub(super) async fn hosted_read(&self, repository: &str, path: &MavenPath) -> Result<Answer> {
         if let FileKind::Checksum { base, kind } = &path.kind {
             if let Some((file, _)) = self.load_hosted(repository, base).await? {
-                return Ok(Answer::Made(Bytes::from(file.checksum(*kind))));
+                let checksum = Bytes::from(file.checksum(*kind));
+                return Ok(Answer::Made(checksum, mirror_core::CacheStatus::Hit));
             }
         }
         let (file, _) = self

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mirror_core::http_util::wants_revalidation;
 use mirror_core::{
-    read_to_bytes, Algorithm, Digest, Expected, FetchSpec, Upstream, UpstreamRequest,
+    read_to_bytes, Algorithm, CacheStatus, Digest, Expected, FetchSpec, Upstream, UpstreamRequest,
 };
 
 use super::respond::{is_metadata, Answer};
@@ -39,8 +39,8 @@ impl Inner {
                 Ok(Answer::Cached(self.cache.get(spec).await?))
             }
             FileKind::Checksum { base, kind } if is_metadata(path) => {
-                let listing = self.proxy_listing(repository, upstream, base, now).await?;
-                Ok(Answer::Made(checksum_of(&listing, *kind)))
+                let (status, listing) = self.proxy_listing(repository, upstream, base, now).await?;
+                Ok(Answer::Made(checksum_of(&listing, *kind), status))
             }
             FileKind::Checksum { .. } => {
                 let spec = self.checksum_spec(repository, upstream, path, &path.path);
@@ -50,17 +50,18 @@ impl Inner {
         }
     }
 
-    /// A listing's bytes, for merging or hashing.
+    /// A listing's bytes, for merging or hashing, and how the cache answered.
     pub(super) async fn proxy_listing(
         &self,
         repository: &str,
         upstream: &Arc<dyn Upstream>,
         path: &str,
         now: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<(CacheStatus, Bytes)> {
         let spec = self.metadata_spec(repository, upstream, path, now);
-        let (_, entry) = self.cache.ensure(spec).await?;
-        Ok(read_to_bytes(self.cache.blobs().as_ref(), &entry.digest).await?)
+        let (status, entry) = self.cache.ensure(spec).await?;
+        let bytes = read_to_bytes(self.cache.blobs().as_ref(), &entry.digest).await?;
+        Ok((status, bytes))
     }
 
     async fn proxy_artifact(

@@ -15,8 +15,9 @@ pub(super) enum Answer {
     Cached(Fetched),
     /// A hosted file in the blob store.
     Stored { digest: Digest, size: u64 },
-    /// Made for this request: a checksum or a merged listing.
-    Made(Bytes),
+    /// Made for this request (a checksum, a merged listing), with how what it was made
+    /// from was answered.
+    Made(Bytes, CacheStatus),
 }
 
 pub(super) async fn respond(
@@ -29,7 +30,7 @@ pub(super) async fn respond(
     let (status, size, digest) = match &answer {
         Answer::Cached(fetched) => (fetched.status(), fetched.meta().size, None),
         Answer::Stored { digest, size } => (CacheStatus::Hit, Some(*size), Some(digest.clone())),
-        Answer::Made(bytes) => (CacheStatus::Hit, Some(bytes.len() as u64), None),
+        Answer::Made(bytes, status) => (*status, Some(bytes.len() as u64), None),
     };
     let digest = digest.or_else(|| match &answer {
         Answer::Cached(fetched) => fetched.meta().digest.clone(),
@@ -74,7 +75,7 @@ async fn open(
             let read = blobs.read(&digest, range.clone()).await?;
             Ok((body::from_stream(read.stream), range))
         }
-        Answer::Made(bytes) => match range {
+        Answer::Made(bytes, _) => match range {
             Some(range) => {
                 let (start, end) = (range.start as usize, range.end as usize);
                 Ok((body::full(bytes.slice(start..end)), Some(range)))

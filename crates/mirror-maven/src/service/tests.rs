@@ -29,6 +29,7 @@ const JAR_BYTES: &[u8] = b"PK\x03\x04 a jar";
 struct Site {
     files: Mutex<HashMap<String, Bytes>>,
     calls: Mutex<Vec<String>>,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl Site {
@@ -59,14 +60,21 @@ impl Site {
 impl Upstream for Site {
     async fn send(&self, request: UpstreamRequest) -> mirror_core::Result<UpstreamResponse> {
         self.calls.lock().unwrap().push(request.target.clone());
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(mirror_core::Error::upstream("down", "connection refused"));
+        }
         let file = self.files.lock().unwrap().get(&request.target).cloned();
+        let mut headers = HeaderMap::new();
         let (status, body) = match file {
-            Some(body) => (StatusCode::OK, body),
+            Some(body) => {
+                headers.insert(header::CONTENT_LENGTH, body.len().into());
+                (StatusCode::OK, body)
+            }
             None => (StatusCode::NOT_FOUND, Bytes::new()),
         };
         Ok(UpstreamResponse {
             status,
-            headers: HeaderMap::new(),
+            headers,
             body: futures_util::stream::iter([Ok(body)]).boxed(),
         })
     }
@@ -378,4 +386,99 @@ async fn a_hostile_upstream_listing_is_a_clear_error() {
         "{text}"
     );
     assert!(text.contains("DOCTYPE"), "{text}");
+}
+
+#[tokio::test]
+async fn a_cut_off_deploy_stores_nothing() {
+    let f = fixture().await;
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+        Ok(http_body::Frame::data(Bytes::from_static(b"first half"))),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "cut",
+        )),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+    let request = Request::put(format!("/releases/{JAR}"))
+        .header(header::AUTHORIZATION, basic("alice", "secret"))
+        .body(body)
+        .unwrap();
+    let response = f.service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        f.get(&format!("/releases/{JAR}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        f.put(&format!("/releases/{JAR}"), JAR_BYTES).await,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn head_and_ranges_describe_the_same_file() {
+    let f = fixture().await;
+    f.site.put_with_sha1(JAR, JAR_BYTES);
+    let path = format!("/central/{JAR}");
+    let (status, headers, body) = f.send(Method::HEAD, &path, None, b"").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(headers[header::CONTENT_LENGTH], JAR_BYTES.len().to_string());
+
+    let request = Request::get(&path)
+        .header(header::RANGE, "bytes=0-3")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = f.service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], &JAR_BYTES[..4]);
+}
+
+#[tokio::test]
+async fn listings_are_served_stale_when_upstream_fails_and_misses_are_remembered() {
+    let metadata = Arc::new(MemoryMetadataStore::new());
+    let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), metadata).build();
+    let site = Arc::new(Site::default());
+    let upstreams = BTreeMap::from([("central".to_owned(), site.clone() as Arc<dyn Upstream>)]);
+    let config = MavenConfig {
+        metadata_ttl: std::time::Duration::ZERO,
+        ..MavenConfig::default()
+    };
+    let f = Fixture {
+        service: MavenMirror::with_upstreams(cache, config, upstreams).unwrap(),
+        auth: Auth::new(
+            Arc::new(MemoryMetadataStore::new()),
+            AccessPolicy::default(),
+        ),
+        site,
+    };
+    let path = "org/acme/lib/maven-metadata.xml";
+    f.site.put(path, listing(&["1.0"], "20240101000000"));
+    assert_eq!(f.get(&format!("/central/{path}")).await.0, StatusCode::OK);
+
+    f.site.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, headers, body) = f.get(&format!("/public/{path}")).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(headers[CACHE_STATUS_HEADER], "STALE");
+    let (status, _, _) = f.get("/central/org/acme/other/maven-metadata.xml").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "nothing cached to fall back on"
+    );
+
+    f.site
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let missing = "org/acme/none/1.0/none-1.0.pom";
+    assert_eq!(
+        f.get(&format!("/central/{missing}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        f.get(&format!("/central/{missing}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(f.site.calls_to(missing), 1, "the 404 was remembered");
 }
