@@ -6,7 +6,7 @@
 //! path is never longer than a real Maven path needs to be. Percent-escapes are decoded
 //! once; the decoded segments are what every key and upstream URL is built from.
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::error::MavenError;
 
@@ -92,12 +92,45 @@ impl MavenPath {
     }
 }
 
+/// What is escaped again in a segment sent upstream: anything a URL would read as a
+/// delimiter (`?`, `#`, `%`, `:`) or that is not allowed in a path as it is.
+const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b':')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A decoded repository path as a relative URL path for an upstream, every segment escaped
+/// so that none can turn into a query, a fragment or a scheme.
+pub(crate) fn upstream_target(path: &str) -> String {
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|segment| utf8_percent_encode(segment, SEGMENT_ESCAPES).to_string())
+        .collect();
+    segments.join("/")
+}
+
 /// Parses a request path relative to the mount, such as `/central/org/x/x/1/x-1.jar`.
 pub(crate) fn parse(raw: &str) -> Result<MavenPath, MavenError> {
     if raw.len() > MAX_PATH_LEN {
         return Err(MavenError::InvalidPath("the path is too long"));
     }
     let raw = raw.strip_prefix('/').unwrap_or(raw);
+    // The mount itself, or a directory: no listings are served.
+    if raw.is_empty() || raw.ends_with('/') {
+        return Err(MavenError::NotFound);
+    }
     let mut segments = Vec::new();
     for segment in raw.split('/') {
         segments.push(segment_of(segment)?);
@@ -208,7 +241,6 @@ mod tests {
             "/central/org/x%00.jar",
             "/central/org/x%0a.jar",
             "/central/org/%2e%2e/x.jar",
-            "/central/org/x/",
             "/central/org/x.jar%ff",
         ] {
             let err = parse(bad).unwrap_err();
@@ -216,6 +248,19 @@ mod tests {
         }
         let long = format!("/central/{}", "a/".repeat(MAX_PATH_LEN));
         assert!(parse(&long).is_err());
-        assert!(matches!(parse("/central"), Err(MavenError::NotFound)));
+        for listing in ["/central", "/", "", "/central/org/x/"] {
+            assert!(
+                matches!(parse(listing), Err(MavenError::NotFound)),
+                "{listing}"
+            );
+        }
+    }
+
+    #[test]
+    fn upstream_targets_escape_delimiters_again() {
+        let path = parse("/central/org/a%3Fb/c%23d/x%20y%25.jar").unwrap();
+        assert_eq!(path.path, "org/a?b/c#d/x y%.jar");
+        assert_eq!(upstream_target(&path.path), "org/a%3Fb/c%23d/x%20y%25.jar");
+        assert_eq!(upstream_target("http:/x/y.jar"), "http%3A/x/y.jar");
     }
 }

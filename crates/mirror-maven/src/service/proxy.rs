@@ -19,7 +19,7 @@ use mirror_core::{
 
 use super::respond::{is_metadata, Answer};
 use super::{Ask, Inner, Result};
-use crate::path::{ChecksumKind, FileKind, MavenPath};
+use crate::path::{upstream_target, ChecksumKind, FileKind, MavenPath};
 
 /// Largest checksum file accepted from upstream.
 const MAX_CHECKSUM_BYTES: u64 = 4096;
@@ -83,8 +83,12 @@ impl Inner {
         expected
             .digests
             .extend(self.upstream_sha1(repository, upstream, path).await?);
-        let mut spec = FetchSpec::new(key, Arc::clone(upstream), UpstreamRequest::get(&path.path))
-            .expect(expected);
+        let mut spec = FetchSpec::new(
+            key,
+            Arc::clone(upstream),
+            UpstreamRequest::get(upstream_target(&path.path)),
+        )
+        .expect(expected);
         if path.snapshot {
             spec = spec.revalidate_after(self.config.metadata_ttl);
         }
@@ -133,7 +137,7 @@ impl Inner {
         FetchSpec::new(
             cache_key(repository, path),
             Arc::clone(upstream),
-            UpstreamRequest::get(path),
+            UpstreamRequest::get(upstream_target(path)),
         )
         .revalidate_after(self.config.metadata_ttl)
         .revalidate_now(now)
@@ -155,7 +159,7 @@ impl Inner {
         let spec = FetchSpec::new(
             cache_key(repository, target),
             Arc::clone(upstream),
-            UpstreamRequest::get(target),
+            UpstreamRequest::get(upstream_target(target)),
         )
         .expect(expected);
         if path.snapshot {
