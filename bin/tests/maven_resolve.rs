@@ -101,3 +101,57 @@ async fn a_jar_not_matching_its_upstream_sha1_is_refused_and_not_cached() {
     assert_eq!(repaired.status, 200);
     assert_eq!(repaired.ok_body().as_ref(), good.as_slice());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_paths_get_a_plain_text_400_and_reach_no_upstream() {
+    let (upstream, mirror) = start().await;
+    for raw in [
+        "/maven/central/org/../../etc/passwd",
+        "/maven/central/org/%2e%2e/x.jar",
+    ] {
+        let answer = raw_get(mirror.url(), raw).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{raw}: {answer}");
+        assert!(answer.contains("invalid path"), "{raw}: {answer}");
+    }
+    for path in [
+        "/maven/public/org/x%2f..%2fy/1/y-1.jar",
+        "/maven/public/org/x%5cy/1/y-1.jar",
+        "/maven/public/org/x%0d%0ay/1/y-1.jar",
+    ] {
+        let refused = mirror.get(path, &[]).await;
+        assert_eq!(refused.status, 400, "{path}: {}", refused.describe_body());
+        assert!(
+            refused.header("content-type").starts_with("text/plain"),
+            "{path}"
+        );
+        assert!(refused.describe_body().contains("invalid path"), "{path}");
+    }
+    let long = format!("/maven/public/{}x.jar", "a/".repeat(600));
+    assert_eq!(mirror.get(&long, &[]).await.status, 400);
+    assert_eq!(
+        mirror.get("/maven/nowhere/a/b/1/b-1.jar", &[]).await.status,
+        404
+    );
+    assert_eq!(upstream.requests("etc/passwd"), 0);
+}
+
+/// GETs `path` exactly as written (an HTTP client would resolve `..` itself) and returns
+/// the whole answer as text.
+async fn raw_get(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the mirror");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .expect("read the answer");
+    String::from_utf8_lossy(&answer).into_owned()
+}
