@@ -317,6 +317,8 @@ mod tests {
             [maven.repositories.central]
             kind = "proxy"
             url = "http://127.0.0.1:8081/maven2/"
+            username = "reader"
+            password = "pw"
             [maven.repositories.team]
             kind = "hosted"
             versions = "snapshot"
@@ -330,6 +332,8 @@ mod tests {
         assert_eq!(maven.metadata_ttl, Duration::from_secs(60));
         let central = mirror_maven::RepositoryConfig::Proxy {
             url: "http://127.0.0.1:8081/maven2/".to_owned(),
+            username: Some("reader".to_owned()),
+            password: Some(mirror_maven::Password("pw".to_owned())),
         };
         assert_eq!(maven.repositories["central"], central);
         assert!(
@@ -340,6 +344,10 @@ mod tests {
             &maven.repositories["public"],
             mirror_maven::RepositoryConfig::Group { members } if members[0] == "team"
         ));
+        assert!(
+            !format!("{central:?}").contains("pw"),
+            "passwords stay out of logs"
+        );
         let defaults = Config::default().maven;
         assert_eq!(defaults.repositories.len(), 4);
         assert!(toml::from_str::<Config>("[maven.repositories.x]\nkind = \"mirror\"").is_err());

@@ -135,6 +135,29 @@ async fn unsafe_paths_get_a_plain_text_400_and_reach_no_upstream() {
     assert_eq!(upstream.requests("etc/passwd"), 0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_sends_the_configured_credentials_upstream() {
+    let upstream = FixtureRepository::start().await;
+    let expected = publish(&upstream, &GREETING);
+    upstream.require_basic_auth("reader", "upstream-secret");
+    let config = format!(
+        "{}username = \"reader\"\npassword = \"upstream-secret\"\n\
+         [maven.repositories.anonymous]\nkind = \"proxy\"\nurl = \"{}\"\n",
+        mirror_config(upstream.url()),
+        upstream.url()
+    );
+    let mirror = Mirror::start_with_config("http://127.0.0.1:9/", &config).await;
+
+    let jar = mirror
+        .get(&format!("/maven/central/{}", GREETING.file("jar")), &[])
+        .await;
+    assert_eq!(jar.ok_body().as_ref(), expected.as_slice());
+    let refused = mirror
+        .get(&format!("/maven/anonymous/{}", GREETING.file("jar")), &[])
+        .await;
+    assert_eq!(refused.status, 502, "{}", refused.describe_body());
+}
+
 /// GETs `path` exactly as written (an HTTP client would resolve `..` itself) and returns
 /// the whole answer as text.
 async fn raw_get(base: &str, path: &str) -> String {

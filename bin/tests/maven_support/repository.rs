@@ -40,6 +40,8 @@ pub(crate) struct FixtureRepository {
 struct State {
     files: Mutex<HashMap<String, Bytes>>,
     requests: Mutex<HashMap<String, usize>>,
+    /// The `Authorization` header every request must carry, when set.
+    authorization: Mutex<Option<String>>,
 }
 
 impl FixtureRepository {
@@ -81,6 +83,15 @@ impl FixtureRepository {
     pub(crate) fn put_with_sha1(&self, path: &str, bytes: &[u8]) {
         self.put(path, bytes.to_vec());
         self.put(&format!("{path}.sha1"), hex::encode(Sha1::digest(bytes)));
+    }
+
+    /// From now on, answers 401 to requests without these basic credentials.
+    pub(crate) fn require_basic_auth(&self, user: &str, password: &str) {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        *self.state.authorization.lock().expect("authorization lock") =
+            Some(format!("Basic {encoded}"));
     }
 
     /// How many requests reached `path` (relative to the base).
@@ -145,6 +156,17 @@ impl State {
             .or_default() += 1;
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return status(StatusCode::METHOD_NOT_ALLOWED);
+        }
+        let wanted = self
+            .authorization
+            .lock()
+            .expect("authorization lock")
+            .clone();
+        if let Some(wanted) = wanted {
+            let given = request.headers().get(hyper::header::AUTHORIZATION);
+            if given.is_none_or(|given| given.as_bytes() != wanted.as_bytes()) {
+                return status(StatusCode::UNAUTHORIZED);
+            }
         }
         let generated = self.files.lock().expect("files lock").get(path).cloned();
         let body = match generated {

@@ -42,6 +42,12 @@ pub enum RepositoryConfig {
     Proxy {
         /// The remote repository's base URL, such as `https://repo.maven.apache.org/maven2/`.
         url: String,
+        /// User name for HTTP basic authentication upstream, if it needs one.
+        #[serde(default)]
+        username: Option<String>,
+        /// Password (or token) for HTTP basic authentication upstream.
+        #[serde(default)]
+        password: Option<Password>,
     },
     /// A private repository that `mvn deploy` uploads to.
     Hosted {
@@ -55,6 +61,17 @@ pub enum RepositoryConfig {
         /// Member repositories (proxy or hosted), in the order they are tried.
         members: Vec<String>,
     },
+}
+
+/// A password, kept out of debug output and logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// Which versions a hosted repository accepts, as Maven repository managers split them.
@@ -91,6 +108,8 @@ fn default_repositories() -> BTreeMap<String, RepositoryConfig> {
             "central".to_owned(),
             RepositoryConfig::Proxy {
                 url: "https://repo.maven.apache.org/maven2/".to_owned(),
+                username: None,
+                password: None,
             },
         ),
         ("releases".to_owned(), hosted(VersionPolicy::Release)),

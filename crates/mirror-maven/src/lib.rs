@@ -56,6 +56,6 @@ mod metadata;
 mod path;
 mod service;
 
-pub use crate::config::{MavenConfig, RepositoryConfig, VersionPolicy};
+pub use crate::config::{MavenConfig, Password, RepositoryConfig, VersionPolicy};
 pub use crate::error::MavenError;
 pub use crate::service::MavenMirror;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use mirror_core::auth::{Access, Action, Auth, AuthError, Identity};
 use mirror_core::{
-    Body, BoxError, Cache, CacheStatus, HttpUpstream, Upstream, CACHE_STATUS_HEADER,
+    Body, BoxError, Cache, CacheStatus, Credentials, HttpUpstream, Upstream, CACHE_STATUS_HEADER,
 };
 
 use self::respond::{respond, set, Answer};
@@ -64,8 +64,8 @@ impl MavenMirror {
     pub fn new(cache: Cache, config: MavenConfig) -> Result<Self> {
         let mut upstreams = BTreeMap::new();
         for (name, repository) in &config.repositories {
-            if let RepositoryConfig::Proxy { url } = repository {
-                upstreams.insert(name.clone(), http_upstream(name, url, &config)?);
+            if let RepositoryConfig::Proxy { .. } = repository {
+                upstreams.insert(name.clone(), http_upstream(name, repository, &config)?);
             }
         }
         Self::with_upstreams(cache, config, upstreams)
@@ -140,7 +140,19 @@ impl MavenMirror {
     }
 }
 
-fn http_upstream(name: &str, url: &str, config: &MavenConfig) -> Result<Arc<dyn Upstream>> {
+fn http_upstream(
+    name: &str,
+    repository: &RepositoryConfig,
+    config: &MavenConfig,
+) -> Result<Arc<dyn Upstream>> {
+    let RepositoryConfig::Proxy {
+        url,
+        username,
+        password,
+    } = repository
+    else {
+        return Err(MavenError::Config(format!("repository {name} is no proxy")));
+    };
     let parsed = url::Url::parse(url)
         .map_err(|err| MavenError::Config(format!("repository {name}: url: {err}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -152,10 +164,13 @@ fn http_upstream(name: &str, url: &str, config: &MavenConfig) -> Result<Arc<dyn 
     } else {
         format!("{url}/")
     };
-    let upstream = HttpUpstream::builder(&base)?
-        .read_timeout(config.upstream_read_timeout)
-        .build()?;
-    Ok(Arc::new(upstream))
+    let mut builder = HttpUpstream::builder(&base)?.read_timeout(config.upstream_read_timeout);
+    if let Some(username) = username {
+        let password = password.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+        let username = username.clone();
+        builder = builder.credentials(Credentials::Basic { username, password });
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 /// Repository names are URL segments and key prefixes: short, lowercase, no separators.
@@ -333,6 +348,12 @@ fn allowed(repository: &Repository) -> &'static str {
         Repository::Hosted(_) => "GET, HEAD, PUT",
         Repository::Proxy(_) | Repository::Group(_) => "GET, HEAD",
     }
+}
+
+/// Reads a listing on the blocking pool: a large one costs milliseconds of CPU.
+async fn parse_listing(bytes: Bytes) -> Result<Result<crate::metadata::Metadata, String>> {
+    let parsed = tokio::task::spawn_blocking(move || crate::metadata::parse(&bytes)).await;
+    Ok(parsed.map_err(mirror_core::Error::storage)?)
 }
 
 /// True for the errors that mean "not in this repository", which a group skips.

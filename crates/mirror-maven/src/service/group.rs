@@ -13,7 +13,7 @@ use mirror_core::CacheStatus;
 
 use super::proxy::checksum_of;
 use super::respond::{is_metadata, Answer};
-use super::{is_absent, Ask, Inner, Repository, Result};
+use super::{is_absent, parse_listing, Ask, Inner, Repository, Result};
 use crate::error::MavenError;
 use crate::metadata;
 use crate::path::{FileKind, MavenPath};
@@ -130,10 +130,13 @@ impl Inner {
         let Some((status, bytes)) = bytes else {
             return Ok(None);
         };
-        let document = metadata::parse(&bytes).map_err(|reason| MavenError::MalformedMetadata {
-            repository: member.to_owned(),
-            reason,
-        })?;
+        let document =
+            parse_listing(bytes)
+                .await?
+                .map_err(|reason| MavenError::MalformedMetadata {
+                    repository: member.to_owned(),
+                    reason,
+                })?;
         Ok(Some((status, document)))
     }
 }

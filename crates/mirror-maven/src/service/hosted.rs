@@ -20,10 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::{checksum_of, parse_checksum};
 use super::respond::{created, Answer};
-use super::{Ask, Inner, Result};
+use super::{parse_listing, Ask, Inner, Result};
 use crate::config::VersionPolicy;
 use crate::error::MavenError;
-use crate::metadata;
 use crate::path::{ChecksumKind, FileKind, MavenPath};
 
 /// Largest checksum file a deploy may upload.
@@ -154,7 +153,7 @@ impl Inner {
             }
             FileKind::Metadata => {
                 let text = read_small(body, self.config.max_metadata_bytes).await?;
-                metadata::parse(&text).map_err(|reason| {
+                parse_listing(text.clone()).await?.map_err(|reason| {
                     MavenError::InvalidUpload(format!("{}: {reason}", path.path))
                 })?;
                 let file = self.store_small(text, identity).await?;
