@@ -482,3 +482,49 @@ async fn listings_are_served_stale_when_upstream_fails_and_misses_are_remembered
     );
     assert_eq!(f.site.calls_to(missing), 1, "the 404 was remembered");
 }
+
+#[tokio::test]
+async fn access_rules_apply_to_members_read_through_a_group() {
+    let metadata = Arc::new(MemoryMetadataStore::new());
+    let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), metadata.clone()).build();
+    let policy: AccessPolicy = serde_json::from_value(serde_json::json!({
+        "rules": [{"ecosystem": "maven", "pattern": "releases/com/secret/*",
+                   "read": ["@authenticated"], "write": ["alice"]}]
+    }))
+    .unwrap();
+    let auth = Auth::new(metadata, policy);
+    auth.add_user("alice", Some("secret"), false).await.unwrap();
+    auth.add_user("bob", Some("bobs"), false).await.unwrap();
+    let site = Arc::new(Site::default());
+    let upstreams = BTreeMap::from([("central".to_owned(), site.clone() as Arc<dyn Upstream>)]);
+    let service = MavenMirror::with_upstreams(cache, MavenConfig::default(), upstreams)
+        .unwrap()
+        .with_auth(auth.clone());
+    let f = Fixture {
+        service,
+        site,
+        auth,
+    };
+    let jar = "com/secret/lib/1.0/lib-1.0.jar";
+    let bob = basic("bob", "bobs");
+    let (status, _, _) = f
+        .send(Method::PUT, &format!("/releases/{jar}"), Some(&bob), b"x")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only alice may deploy there");
+    assert_eq!(
+        f.put(&format!("/releases/{jar}"), b"secret jar").await,
+        StatusCode::CREATED
+    );
+
+    let (status, headers, _) = f.get(&format!("/public/{jar}")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "anonymous readers are asked to sign in"
+    );
+    assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+    let (status, _, body) = f
+        .send(Method::GET, &format!("/public/{jar}"), Some(&bob), b"")
+        .await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"secret jar"[..]));
+}
