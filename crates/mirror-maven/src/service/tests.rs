@@ -528,3 +528,36 @@ async fn access_rules_apply_to_members_read_through_a_group() {
         .await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"secret jar"[..]));
 }
+
+#[tokio::test]
+async fn an_oversized_upstream_listing_is_refused_before_it_is_read() {
+    let metadata = Arc::new(MemoryMetadataStore::new());
+    let cache = Cache::builder(Arc::new(MemoryBlobStore::new()), metadata).build();
+    let site = Arc::new(Site::default());
+    let upstreams = BTreeMap::from([("central".to_owned(), site.clone() as Arc<dyn Upstream>)]);
+    let config = MavenConfig {
+        max_metadata_bytes: 1000,
+        ..MavenConfig::default()
+    };
+    let f = Fixture {
+        service: MavenMirror::with_upstreams(cache, config, upstreams).unwrap(),
+        auth: Auth::new(
+            Arc::new(MemoryMetadataStore::new()),
+            AccessPolicy::default(),
+        ),
+        site,
+    };
+    let path = "org/big/lib/maven-metadata.xml";
+    let versions: Vec<String> = (0..500).map(|i| format!("1.{i}")).collect();
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+    f.site.put(path, listing(&versions, "20240101000000"));
+    for repository in ["central", "public"] {
+        let (status, _, body) = f.get(&format!("/{repository}/{path}")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{repository}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("exceeds the limit of 1000 bytes"),
+            "{repository}: {text}"
+        );
+    }
+}
