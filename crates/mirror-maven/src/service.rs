@@ -268,7 +268,7 @@ impl Inner {
     ) -> Result<Answer> {
         self.authorize(ask.identity.as_ref(), name, &path.path, Action::Read)?;
         match repository {
-            Repository::Proxy(upstream) => self.proxy_read(name, upstream, path, ask).await,
+            Repository::Proxy(upstream) => self.proxy_read(name, upstream, path).await,
             Repository::Hosted(_) => self.hosted_read(name, path).await,
             Repository::Group(members) => self.group_read(members, path, ask).await,
         }

@@ -8,7 +8,6 @@
 //! first failure is reported only when no member answered at all.
 
 use bytes::Bytes;
-use mirror_core::http_util::wants_revalidation;
 use mirror_core::CacheStatus;
 
 use super::proxy::checksum_of;
@@ -118,8 +117,7 @@ impl Inner {
                 .await?
                 .map(|bytes| (CacheStatus::Hit, bytes)),
             Some(Repository::Proxy(upstream)) => {
-                let now = wants_revalidation(ask.headers);
-                match self.proxy_listing(member, upstream, path, now).await {
+                match self.proxy_listing(member, upstream, path).await {
                     Ok(answer) => Some(answer),
                     Err(err) if is_absent(&err) => None,
                     Err(err) => return Err(err),

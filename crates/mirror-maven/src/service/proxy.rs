@@ -8,17 +8,20 @@
 //! they are revalidated after `metadata_ttl`. The checksums of a listing are computed from
 //! the listing the mirror serves, so the two always agree even when upstream's copies of
 //! them were fetched at different moments.
+//!
+//! Unlike the npm and PyPI mirrors, this one ignores a client's `Cache-Control: no-cache`:
+//! mvn sends it (and `Pragma: no-cache`) with every request, so honouring it would ask
+//! upstream again for every listing and make `metadata_ttl` meaningless.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mirror_core::http_util::wants_revalidation;
 use mirror_core::{
     read_to_bytes, Algorithm, CacheStatus, Digest, Expected, FetchSpec, Upstream, UpstreamRequest,
 };
 
 use super::respond::{is_metadata, Answer};
-use super::{Ask, Inner, Result};
+use super::{Inner, Result};
 use crate::path::{upstream_target, ChecksumKind, FileKind, MavenPath};
 
 /// Largest checksum file accepted from upstream.
@@ -30,16 +33,14 @@ impl Inner {
         repository: &str,
         upstream: &Arc<dyn Upstream>,
         path: &MavenPath,
-        ask: &Ask<'_>,
     ) -> Result<Answer> {
-        let now = wants_revalidation(ask.headers);
         match &path.kind {
             FileKind::Metadata => {
-                let spec = self.metadata_spec(repository, upstream, &path.path, now);
+                let spec = self.metadata_spec(repository, upstream, &path.path);
                 Ok(Answer::Cached(self.cache.get(spec).await?))
             }
             FileKind::Checksum { base, kind } if is_metadata(path) => {
-                let (status, listing) = self.proxy_listing(repository, upstream, base, now).await?;
+                let (status, listing) = self.proxy_listing(repository, upstream, base).await?;
                 Ok(Answer::Made(checksum_of(&listing, *kind), status))
             }
             FileKind::Checksum { .. } => {
@@ -56,9 +57,8 @@ impl Inner {
         repository: &str,
         upstream: &Arc<dyn Upstream>,
         path: &str,
-        now: bool,
     ) -> Result<(CacheStatus, Bytes)> {
-        let spec = self.metadata_spec(repository, upstream, path, now);
+        let spec = self.metadata_spec(repository, upstream, path);
         let (status, entry) = self.cache.ensure(spec).await?;
         let bytes = read_to_bytes(self.cache.blobs().as_ref(), &entry.digest).await?;
         Ok((status, bytes))
@@ -128,7 +128,6 @@ impl Inner {
         repository: &str,
         upstream: &Arc<dyn Upstream>,
         path: &str,
-        now: bool,
     ) -> FetchSpec {
         let expected = Expected {
             max_size: Some(self.config.max_metadata_bytes),
@@ -140,7 +139,6 @@ impl Inner {
             UpstreamRequest::get(upstream_target(path)),
         )
         .revalidate_after(self.config.metadata_ttl)
-        .revalidate_now(now)
         .expect(expected)
     }
 

@@ -561,3 +561,25 @@ async fn an_oversized_upstream_listing_is_refused_before_it_is_read() {
         );
     }
 }
+
+#[tokio::test]
+async fn listings_are_fresh_for_the_ttl_whatever_mvn_asks() {
+    let f = fixture().await;
+    let path = "org/acme/lib/maven-metadata.xml";
+    f.site.put(path, listing(&["1.0"], "20240101000000"));
+    for _ in 0..3 {
+        // mvn sends both with every request.
+        let request = Request::get(format!("/central/{path}"))
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::PRAGMA, "no-cache")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = f.service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        f.site.calls_to(path),
+        1,
+        "one upstream request within metadata_ttl"
+    );
+}
