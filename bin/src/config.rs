@@ -25,9 +25,14 @@ pub(crate) struct Config {
     pub(crate) negative_ttl: Duration,
     /// `text` or `json`.
     pub(crate) log_format: LogFormat,
-    /// Time a client has to send its request headers (slow clients are cut off).
+    /// Time a client has to send its request headers (slow clients are cut off); also how
+    /// long a connection with no request in flight is kept, over HTTP/1 and HTTP/2.
     #[serde(with = "humantime_serde")]
     pub(crate) header_read_timeout: Duration,
+    /// Longest pause in a request body while the server waits for it: a stalled upload
+    /// fails and its connection is closed, while a slow but flowing one goes on.
+    #[serde(with = "humantime_serde")]
+    pub(crate) body_read_timeout: Duration,
     /// Client connections served at once.
     pub(crate) max_connections: usize,
     /// Bytes of small, recently served blobs (up to 1 MiB each) kept in memory; 0 turns
@@ -60,6 +65,7 @@ impl Default for Config {
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             memory_cache_bytes: 32 * 1024 * 1024,
             npm: NpmConfig::default(),
@@ -119,12 +125,17 @@ impl Config {
         Ok(config)
     }
 
-    /// The base URL clients are told to use: `public_url`, else the listen address.
+    /// The base URL clients are told to use: `public_url`, else the listen address, with
+    /// this machine's host name for a wildcard address (`0.0.0.0`, `::`), which no client
+    /// can connect to.
     pub(crate) fn client_base_url(&self) -> String {
-        let base = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen));
+        let base = match &self.public_url {
+            Some(url) => url.clone(),
+            None if self.listen.ip().is_unspecified() => {
+                format!("http://{}:{}", host_name(), self.listen.port())
+            }
+            None => format!("http://{}", self.listen),
+        };
         base.trim_end_matches('/').to_owned()
     }
 
@@ -191,6 +202,21 @@ pub(crate) fn check_public_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// This machine's host name as the kernel reports it, or `localhost` when unknown.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +237,7 @@ mod tests {
             public_url = "https://mirror.example.com/"
             negative_ttl = "30s"
             header_read_timeout = "3s"
+            body_read_timeout = "7s"
             max_connections = 50
             [npm]
             upstream = "http://127.0.0.1:4873/"
@@ -225,17 +252,39 @@ mod tests {
         .unwrap();
         assert_eq!(config.npm.metadata_ttl, Duration::from_secs(300));
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(7));
         assert_eq!(config.max_connections, 50);
         assert_eq!(config.npm.upstream_read_timeout, Duration::from_secs(2));
         assert_eq!(config.pypi.upstream_read_timeout, Duration::from_secs(3));
         assert_eq!(config.docker.upstream_read_timeout, Duration::from_secs(4));
         let defaults = Config::default();
         assert_eq!(defaults.npm.upstream_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(60));
         assert_eq!(
             config.npm().public_url.as_deref(),
             Some("https://mirror.example.com/npm")
         );
         assert_eq!(config.negative_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn clients_are_never_told_a_wildcard_address() {
+        let mut config = Config {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(config.client_base_url(), "http://127.0.0.1:8080");
+        for wildcard in ["0.0.0.0:9000", "[::]:9000"] {
+            config.listen = wildcard.parse().unwrap();
+            let base = config.client_base_url();
+            assert_eq!(base, format!("http://{}:9000", host_name()));
+            assert!(
+                !base.contains("0.0.0.0") && !base.contains("[::]"),
+                "{base}"
+            );
+        }
+        config.public_url = Some("https://mirror.example.com/".to_owned());
+        assert_eq!(config.client_base_url(), "https://mirror.example.com");
     }
 
     #[test]

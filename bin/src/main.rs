@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, LogFormat};
 
@@ -218,6 +220,9 @@ async fn run(config: Config) -> Result<(), BoxError> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     let limits = listener::Limits {
         header_read_timeout: config.header_read_timeout,
+        // One key for both: an idle keep-alive connection is one waiting for headers.
+        idle_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
         max_connections: config.max_connections.max(1),
         ..listener::Limits::default()
     };
@@ -268,15 +273,43 @@ async fn shutdown_signal() {
     tracing::info!("shutting down, finishing in-flight responses");
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` as a list of `target=level` directives and a
+/// default level (`info` when unset). tracing-subscriber's `EnvFilter` also matches spans
+/// and fields, but compiles regular expressions at every start for it, which costs the
+/// idle process memory for a feature a mirror's operators rarely need.
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    let (filter, refused) = match std::env::var("RUST_LOG") {
+        Ok(spec) if spec.contains(['[', '{']) => {
+            let why = "span and field filters are not supported".to_owned();
+            (info(), Some((spec, why)))
+        }
+        Ok(spec) => match spec.parse::<Targets>() {
+            Ok(filter) => (filter, None),
+            Err(err) => (info(), Some((spec, err.to_string()))),
+        },
+        Err(_) => (info(), None),
+    };
+    let ansi = std::io::stderr().is_terminal();
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    if let Some((spec, err)) = refused {
+        tracing::warn!(rust_log = %spec, error = %err, "RUST_LOG not understood, logging at info");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Faults end to end, against the real binary: an upstream that breaks off, lies about
 //! lengths, sends wrong bytes, stalls or refuses; a disk that fills up mid-download; a
-//! publish cut off mid-upload; thousands of idle and trickling connections. Each test
+//! publish cut off or stalled mid-upload; thousands of idle and trickling connections, idle
+//! HTTP/2 connections. Each test
 //! asserts what the client sees (a clear error or a cut body, never a complete wrong
 //! artifact) and that nothing wrong is kept: once the fault is gone, the same request
 //! fetches afresh and serves the true bytes, and every stored blob matches its digest.
@@ -667,4 +668,227 @@ async fn connections_beyond_the_cap_wait_for_idle_ones_to_be_cut() {
             "an idle connection holding a slot was closed after {after:?}"
         );
     }
+}
+
+/// The idle timeout (`header_read_timeout`) the HTTP/2 tests configure.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// An upstream read timeout longer than the idle timeout: a request waiting on a stalled
+/// upstream outlasts it.
+const LONGER_READ_TIMEOUT_TOML: &str = "4s";
+
+/// Asserts that a connection was closed about `timeout` after it fell idle: not before,
+/// and not much later.
+fn assert_closed_after_timeout(what: &str, closed_after: Option<Duration>, timeout: Duration) {
+    let Some(after) = closed_after else {
+        panic!("{what} was still open long after the {timeout:?} timeout");
+    };
+    assert!(
+        after >= timeout.mul_f32(0.9) && after < timeout + Duration::from_secs(3),
+        "{what} was closed after {after:?}, with a timeout of {timeout:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_closed_but_not_while_a_request_waits_on_upstream() {
+    use fault_support::h2c::H2cConnection;
+
+    let upstream = FaultyUpstream::start().await;
+    let config = format!(
+        "header_read_timeout = \"{}s\"\n{}",
+        IDLE_TIMEOUT.as_secs(),
+        mirror_config(&upstream, LONGER_READ_TIMEOUT_TOML)
+    );
+    let server = Server::start(&config, Disk::Unlimited).await;
+    let mut connection = H2cConnection::connect(server.address()).await;
+    let (status, _) = connection.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Waiting on upstream for longer than the idle timeout is not being idle.
+    upstream.set("/slow-document", Behaviour::StallBeforeHead);
+    let (status, waited) = connection.get("/npm/slow-document").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        waited > IDLE_TIMEOUT,
+        "the stalled request took {waited:?}, not longer than the idle timeout"
+    );
+    let (status, _) = connection.get("/healthz").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the connection outlived the long request"
+    );
+
+    let closed = connection.closed_within(IDLE_TIMEOUT * 4).await;
+    assert_closed_after_timeout("an idle HTTP/2 connection", closed, IDLE_TIMEOUT);
+}
+
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The preface and an empty SETTINGS frame: a complete opening, with no request after it.
+const H2_PREFACE_AND_SETTINGS: &[u8] =
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_connections_that_never_send_a_request_are_closed() {
+    use fault_support::crowd::{gather, Manner};
+
+    let upstream = FaultyUpstream::start().await;
+    let config = format!(
+        "header_read_timeout = \"{}s\"\n{}",
+        IDLE_TIMEOUT.as_secs(),
+        mirror_config(&upstream, READ_TIMEOUT_TOML)
+    );
+    let server = Server::start(&config, Disk::Unlimited).await;
+    let give_up = IDLE_TIMEOUT * 4;
+    let openings = [
+        ("half a preface", &H2_PREFACE[..10]),
+        ("a preface alone", H2_PREFACE),
+        ("a preface and settings", H2_PREFACE_AND_SETTINGS),
+    ];
+
+    for (what, opening) in openings {
+        let mut crowd = gather(server.address(), 10, Manner::Opens(opening), give_up).await;
+        while let Some(closed) = crowd.join_next().await {
+            let closed = closed.expect("a crowd task");
+            assert_closed_after_timeout(
+                &format!("a connection sending {what}"),
+                closed,
+                IDLE_TIMEOUT,
+            );
+        }
+    }
+    prompt_answers(&server, 1).await;
+}
+
+/// The body read timeout the stalled-upload tests configure.
+const BODY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn npm_publish_stalling_mid_upload_times_out_and_publishes_nothing() {
+    use fault_support::cut::{send_slowly, send_then_stall};
+
+    let upstream = FaultyUpstream::start().await;
+    let config = format!(
+        "body_read_timeout = \"{}s\"\n{}",
+        BODY_TIMEOUT.as_secs(),
+        mirror_config(&upstream, READ_TIMEOUT_TOML)
+    );
+    let server = Server::start(&config, Disk::Unlimited).await;
+    let client = client();
+    let bearer = format!("Bearer {}", server.admin_token());
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let tarball = fault_support::registry::noise(BIG, 7);
+    let body = npm_publish_body("stalled", "1.0.0", &tarball);
+    let blobs_before = store::blob_names(&server.data_dir());
+
+    let stalled = send_then_stall(
+        server.address(),
+        "PUT /npm/stalled HTTP/1.1",
+        &headers,
+        &body,
+        body.len() / 2,
+        BODY_TIMEOUT * 4,
+    )
+    .await;
+    eprintln!(
+        "a stalled publish was answered {:?} and closed after {:?}",
+        stalled.answer.lines().next(),
+        stalled.closed_after
+    );
+    assert_closed_after_timeout("a stalled publish", stalled.closed_after, BODY_TIMEOUT);
+    assert!(
+        !stalled.answer.starts_with("HTTP/1.1 2"),
+        "a publish missing half its body must not succeed: {}",
+        stalled.answer
+    );
+    for path in ["/npm/stalled", "/npm/stalled/-/stalled-1.0.0.tgz"] {
+        let answer = get(&client, &server, path, &[]).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(
+        store::blob_names(&server.data_dir()),
+        blobs_before,
+        "a stalled publish leaves no blob behind"
+    );
+    store::assert_consistent(&server.data_dir()).await;
+
+    // Slow but steady: every pause is shorter than the timeout, the whole upload longer.
+    let answer = send_slowly(
+        server.address(),
+        "PUT /npm/stalled HTTP/1.1",
+        &headers,
+        &body,
+        5,
+        BODY_TIMEOUT / 2,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 2"), "a slow publish: {answer}");
+    let artifact = Artifact {
+        label: "the slowly published tarball".to_owned(),
+        upstream_path: String::new(),
+        mirror_path: "/npm/stalled/-/stalled-1.0.0.tgz".to_owned(),
+        bytes: tarball,
+    };
+    let served = get(&client, &server, &artifact.mirror_path, &[]).await;
+    assert_served(&served, &artifact, "HIT");
+    store::assert_consistent(&server.data_dir()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn npm_publish_over_http2_stalling_mid_upload_times_out_and_publishes_nothing() {
+    use fault_support::h2c::H2cConnection;
+
+    let upstream = FaultyUpstream::start().await;
+    let config = format!(
+        "body_read_timeout = \"{}s\"\n{}",
+        BODY_TIMEOUT.as_secs(),
+        mirror_config(&upstream, READ_TIMEOUT_TOML)
+    );
+    let server = Server::start(&config, Disk::Unlimited).await;
+    let bearer = format!("Bearer {}", server.admin_token());
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let tarball = fault_support::registry::noise(BIG, 8);
+    let body = npm_publish_body("stalled-h2", "1.0.0", &tarball);
+    let blobs_before = store::blob_names(&server.data_dir());
+
+    let mut connection = H2cConnection::connect(server.address()).await;
+    let answer = connection
+        .send_then_stall(
+            reqwest::Method::PUT,
+            "/npm/stalled-h2",
+            &headers,
+            &body,
+            body.len() / 2,
+            BODY_TIMEOUT * 4,
+        )
+        .await;
+    let Some((status, after)) = answer else {
+        panic!("a publish stalled over HTTP/2 was not answered long after the body timeout");
+    };
+    eprintln!("a publish stalled over HTTP/2 was answered {status:?} after {after:?}");
+    assert_closed_after_timeout("a stalled HTTP/2 publish", Some(after), BODY_TIMEOUT);
+    assert!(
+        !status.as_ref().is_ok_and(StatusCode::is_success),
+        "a publish missing half its body must not succeed: {status:?}"
+    );
+
+    let (status, _) = connection.get("/npm/stalled-h2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing of it may show");
+    assert_eq!(
+        store::blob_names(&server.data_dir()),
+        blobs_before,
+        "a stalled publish leaves no blob behind"
+    );
+    store::assert_consistent(&server.data_dir()).await;
 }

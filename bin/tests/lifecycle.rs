@@ -13,53 +13,38 @@
 )]
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use support::launch::{Launch, MirrorProcess};
 use support::{published, tarball_path, FixtureRegistry, BIG_PACKAGE};
 
 /// The binary on a data directory that outlives it, so it can be started again.
 struct Process {
-    child: Child,
-    url: String,
+    server: MirrorProcess,
 }
 
 impl Process {
-    fn start(data_dir: &Path, upstream: &str) -> Self {
-        Self::start_with(data_dir, upstream, "")
+    async fn start(dir: &Path, upstream: &str) -> Self {
+        Self::start_with(dir, upstream, "").await
     }
 
     /// Starts with `top_level` TOML lines placed before the `[npm]` table.
-    fn start_with(data_dir: &Path, upstream: &str, top_level: &str) -> Self {
-        let config = data_dir.join("config.toml");
-        let text = format!("{top_level}[npm]\nupstream = \"{upstream}\"\n");
-        std::fs::write(&config, text).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_registry-mirror"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data_dir.join("data"))
-            .env_remove("REGISTRY_MIRROR_LISTEN")
-            .env("NO_PROXY", "*")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn registry-mirror");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let url = stdout
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
-            .expect("a `listening on` line");
-        Process { child, url }
+    async fn start_with(dir: &Path, upstream: &str, top_level: &str) -> Self {
+        let config = format!("{top_level}[npm]\nupstream = \"{upstream}\"\n");
+        let server = Launch::in_dir(dir, &config).start().await;
+        Process { server }
+    }
+
+    fn url(&self) -> &str {
+        self.server.url()
     }
 
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+            .args([signal, &self.server.pid().to_string()])
             .status();
         assert!(status.expect("run kill").success(), "kill {signal} failed");
     }
@@ -67,7 +52,7 @@ impl Process {
     fn wait(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
+            if let Some(status) = self.server.try_wait() {
                 return status;
             }
             assert!(
@@ -79,14 +64,7 @@ impl Process {
     }
 
     fn tarball_url(&self) -> String {
-        format!("{}/npm{}", self.url, tarball_path(BIG_PACKAGE, "1.0.0"))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("{}/npm{}", self.url(), tarball_path(BIG_PACKAGE, "1.0.0"))
     }
 }
 
@@ -102,7 +80,7 @@ async fn start_download(
     client: &reqwest::Client,
     process: &Process,
 ) -> (reqwest::Response, Vec<u8>) {
-    let packument = format!("{}/npm/{BIG_PACKAGE}", process.url);
+    let packument = format!("{}/npm/{BIG_PACKAGE}", process.url());
     let status = client
         .get(&packument)
         .send()
@@ -128,7 +106,7 @@ async fn start_download(
 async fn sigterm_lets_an_in_flight_download_finish() {
     let upstream = FixtureRegistry::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut process = Process::start(dir.path(), &upstream.registry_url());
+    let mut process = Process::start(dir.path(), &upstream.registry_url()).await;
     let client = client();
 
     let (response, mut body) = start_download(&client, &process).await;
@@ -153,7 +131,7 @@ async fn sigterm_lets_an_in_flight_download_finish() {
 async fn sigkill_mid_download_leaves_nothing_half_stored() {
     let upstream = FixtureRegistry::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut process = Process::start(dir.path(), &upstream.registry_url());
+    let mut process = Process::start(dir.path(), &upstream.registry_url()).await;
     let client = client();
 
     let (response, _) = start_download(&client, &process).await;
@@ -161,7 +139,7 @@ async fn sigkill_mid_download_leaves_nothing_half_stored() {
     process.wait(Duration::from_secs(5));
     drop(response);
 
-    let process = Process::start(dir.path(), &upstream.registry_url());
+    let process = Process::start(dir.path(), &upstream.registry_url()).await;
     let again = client
         .get(process.tarball_url())
         .send()
@@ -194,8 +172,9 @@ async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
         dir.path(),
         &upstream.registry_url(),
         "header_read_timeout = \"1s\"\n",
-    );
-    let addr = process.url.trim_start_matches("http://").to_owned();
+    )
+    .await;
+    let addr = process.url().trim_start_matches("http://").to_owned();
 
     let mut slow = tokio::net::TcpStream::connect(&addr)
         .await
@@ -205,7 +184,7 @@ async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
         .expect("partial headers");
     let started = Instant::now();
     let health = client()
-        .get(format!("{}/healthz", process.url))
+        .get(format!("{}/healthz", process.url()))
         .send()
         .await
         .expect("health");

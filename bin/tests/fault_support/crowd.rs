@@ -1,5 +1,6 @@
 //! Many client connections at once that never finish a request: idle ones that send
-//! nothing, and slow ones that trickle their headers a byte at a time.
+//! nothing or only a request's opening, and slow ones that trickle their headers a byte
+//! at a time.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ pub(crate) enum Manner {
     Trickling { interval: Duration },
     /// Sends one whole request, reads the answer, then keeps the connection open, idle.
     KeptAlive,
+    /// Sends these bytes (the start of a request), then nothing more.
+    Opens(&'static [u8]),
 }
 
 /// Raises this process's soft limit on open files to its hard limit, and checks that it
@@ -52,6 +55,7 @@ async fn behave(mut stream: TcpStream, manner: Manner, give_up: Duration) -> Opt
     let deadline = connected + give_up;
     match manner {
         Manner::Idle => {}
+        Manner::Opens(opening) => stream.write_all(opening).await.ok()?,
         Manner::Trickling { .. } => {
             stream
                 .write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
@@ -74,7 +78,7 @@ async fn behave(mut stream: TcpStream, manner: Manner, give_up: Duration) -> Opt
     loop {
         let pause = match manner {
             Manner::Trickling { interval } => interval,
-            Manner::Idle | Manner::KeptAlive => give_up,
+            Manner::Idle | Manner::KeptAlive | Manner::Opens(_) => give_up,
         };
         let wake = (Instant::now() + pause).min(deadline);
         tokio::select! {

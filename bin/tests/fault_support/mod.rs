@@ -4,6 +4,9 @@
 pub(crate) mod crowd;
 pub(crate) mod cut;
 pub(crate) mod fetch;
+pub(crate) mod h2c;
+#[path = "../common/launch.rs"]
+mod launch;
 pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod store;

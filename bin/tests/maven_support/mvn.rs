@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::support::isolate_from_proxies;
+use crate::support::launch::isolate_from_proxies;
 use crate::support::process::ProcessRun;
 
 /// A cold build resolves a few dozen plugin files through the mirror.

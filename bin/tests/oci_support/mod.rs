@@ -6,6 +6,8 @@
 
 mod front;
 mod image;
+#[path = "../common/launch.rs"]
+mod launch;
 mod mirror;
 mod registry;
 mod skopeo;
@@ -18,16 +20,7 @@ pub(crate) use skopeo::{Run, Skopeo};
 
 use std::time::Duration;
 
-/// Makes a child process talk to loopback directly: a proxy configured on the machine must
-/// not carry (or refuse) the tests' traffic.
-fn isolate_from_proxies(command: &mut tokio::process::Command) {
-    for key in ["http_proxy", "https_proxy", "all_proxy"] {
-        command.env_remove(key).env_remove(key.to_ascii_uppercase());
-    }
-    command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-}
+use launch::isolate_from_proxies;
 
 /// A client that talks to loopback directly, whatever proxy the machine configures, and
 /// follows no redirects (the tests look at what each server answers).

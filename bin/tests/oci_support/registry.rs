@@ -70,7 +70,7 @@ impl Registry {
             .stdout(log("access.log"))
             .stderr(log("registry.log"))
             .kill_on_drop(true);
-        isolate_from_proxies(&mut command);
+        isolate_from_proxies(command.as_std_mut());
         let child = command.spawn().unwrap_or_else(|err| {
             panic!("start {BINARY} (apt-get install docker-registry): {err}")
         });

@@ -79,7 +79,7 @@ impl Skopeo {
                 self.home.path().join("registries.conf"),
             )
             .kill_on_drop(true);
-        isolate_from_proxies(&mut command);
+        isolate_from_proxies(command.as_std_mut());
         let output = tokio::time::timeout(TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("skopeo {args:?} took over {TIMEOUT:?}"))

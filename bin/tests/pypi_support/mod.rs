@@ -6,6 +6,8 @@
 pub(crate) mod dists;
 pub(crate) mod http;
 mod index;
+#[path = "../common/launch.rs"]
+mod launch;
 mod mirror;
 pub(crate) mod python;
 
@@ -13,13 +15,4 @@ pub(crate) use index::{FixtureIndex, Mode};
 pub(crate) use mirror::PypiMirror;
 pub(crate) use python::Venv;
 
-/// Makes a child process talk to loopback directly: a proxy configured on the machine must
-/// not carry (or refuse) the tests' traffic.
-fn isolate_from_proxies(command: &mut std::process::Command) {
-    for key in ["http_proxy", "https_proxy", "all_proxy"] {
-        command.env_remove(key).env_remove(key.to_ascii_uppercase());
-    }
-    command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-}
+use launch::isolate_from_proxies;

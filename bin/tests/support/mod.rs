@@ -5,6 +5,8 @@
 mod catalogue;
 mod fixture;
 pub(crate) mod http;
+#[path = "../common/launch.rs"]
+pub(crate) mod launch;
 mod mirror;
 mod npm;
 pub(crate) mod process;
@@ -15,13 +17,4 @@ pub(crate) use fixture::FixtureRegistry;
 pub(crate) use mirror::Mirror;
 pub(crate) use npm::Npm;
 
-/// Makes a child process talk to loopback directly: a proxy configured on the machine must
-/// not carry (or refuse) the tests' traffic.
-pub(crate) fn isolate_from_proxies(command: &mut std::process::Command) {
-    for key in ["http_proxy", "https_proxy", "all_proxy"] {
-        command.env_remove(key).env_remove(key.to_ascii_uppercase());
-    }
-    command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-}
+use launch::isolate_from_proxies;

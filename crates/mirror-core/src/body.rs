@@ -5,8 +5,10 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body::Frame;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 
-use crate::error::BoxError;
-use crate::storage::ByteStream;
+use crate::digest::Digest;
+use crate::error::{BoxError, Result};
+use crate::memo::BytesCache;
+use crate::storage::{BlobStore, ByteStream};
 
 /// A streaming response body: bytes or a boxed error that aborts the response.
 ///
@@ -110,6 +112,58 @@ impl Replacer {
     }
 }
 
+/// Stored documents with a placeholder for the base URL, kept in memory once rendered for
+/// a base URL.
+///
+/// [`replace_all`] streams a document out without reading it whole, but a hit then costs
+/// a pass over every byte and two copies; clients of one mirror use one or two base URLs,
+/// so a small document is rendered once per base and then served as one shared buffer.
+#[derive(Debug)]
+pub struct RenderedDocs {
+    needle: &'static str,
+    max_entry: u64,
+    held: BytesCache<(Digest, Bytes)>,
+}
+
+impl RenderedDocs {
+    /// Renders `needle` placeholders, keeping documents of up to `max_entry` stored bytes
+    /// within `budget` bytes in all.
+    pub fn new(needle: &'static str, budget: u64, max_entry: u64) -> Self {
+        RenderedDocs {
+            needle,
+            max_entry,
+            held: BytesCache::new(budget),
+        }
+    }
+
+    /// The stored document `digest` of `size` bytes with every placeholder replaced by
+    /// `base`; a document larger than `max_entry` streams.
+    pub async fn body(
+        &self,
+        blobs: &dyn BlobStore,
+        digest: &Digest,
+        size: u64,
+        base: Bytes,
+    ) -> Result<Body> {
+        let key = (digest.clone(), base);
+        if let Some(rendered) = self.held.get(&key) {
+            return Ok(full(rendered));
+        }
+        let stored = blobs.read(digest, None).await?;
+        let replaced = replace_all(stored.stream, self.needle, key.1.clone());
+        if size > self.max_entry {
+            return Ok(from_stream(replaced));
+        }
+        let chunks: Vec<Bytes> = replaced.try_collect().await?;
+        let rendered = match <[Bytes; 1]>::try_from(chunks) {
+            Ok([one]) => one,
+            Err(chunks) => Bytes::from(chunks.concat()),
+        };
+        self.held.insert(key, rendered.clone());
+        Ok(full(rendered))
+    }
+}
+
 /// Length of the longest end of `bytes` that is a proper beginning of `needle`.
 fn partial_needle_at_end(bytes: &[u8], needle: &[u8]) -> usize {
     (1..needle.len().min(bytes.len() + 1))
@@ -160,6 +214,53 @@ mod tests {
             replaced_len(doc.len() as u64, count, NEEDLE, 8),
             expected.len() as u64
         );
+    }
+
+    #[tokio::test]
+    async fn rendered_docs_are_kept_per_base_and_digest() {
+        use crate::storage::{put_bytes, Expected, MemoryBlobStore};
+
+        let blobs = MemoryBlobStore::new();
+        let doc = format!("[\"{NEEDLE}/a\",\"{NEEDLE}/b\"]");
+        let info = put_bytes(&blobs, Bytes::from(doc), Expected::none())
+            .await
+            .unwrap();
+        let docs = RenderedDocs::new(NEEDLE, 1 << 20, 1 << 10);
+        let render = |base: &'static str| {
+            docs.body(
+                &blobs,
+                &info.digest,
+                info.size,
+                Bytes::from_static(base.as_bytes()),
+            )
+        };
+        let one = render("http://one").await.unwrap().collect().await.unwrap();
+        let one = one.to_bytes();
+        assert_eq!(one, "[\"http://one/a\",\"http://one/b\"]");
+        let two = render("https://two")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let two = two.to_bytes();
+        assert_eq!(two, "[\"https://two/a\",\"https://two/b\"]");
+        // Both renderings are now served from memory, even with the blob gone.
+        blobs.delete(&info.digest).await.unwrap();
+        let again = render("http://one").await.unwrap().collect().await.unwrap();
+        assert_eq!(again.to_bytes(), "[\"http://one/a\",\"http://one/b\"]");
+        assert_eq!(docs.held.held_bytes(), (one.len() + two.len()) as u64);
+        // A document over the entry limit streams and is not kept.
+        let small = RenderedDocs::new(NEEDLE, 1 << 20, 4);
+        let big = put_bytes(&blobs, Bytes::from_static(b"0123456789"), Expected::none())
+            .await
+            .unwrap();
+        let body = small.body(&blobs, &big.digest, big.size, Bytes::new());
+        assert_eq!(
+            body.await.unwrap().collect().await.unwrap().to_bytes(),
+            "0123456789"
+        );
+        assert_eq!(small.held.held_bytes(), 0);
     }
 
     #[tokio::test]

@@ -58,6 +58,12 @@ impl Upstreams {
                 "default upstream {default:?} is not among the configured upstreams"
             )));
         }
+        if let Some(bad) = upstreams.keys().find(|name| !is_registry_name(name)) {
+            return Err(DockerError::Config(format!(
+                "upstream name {bad:?} is not a registry host name (lowercase letters, digits, \
+                 '.', '-', and an optional ':port'); clients select upstreams by that name"
+            )));
+        }
         let by_name = upstreams
             .into_iter()
             .map(|(name, upstream)| {
@@ -116,6 +122,18 @@ fn not_configured(registry: &str) -> DockerError {
     DockerError::NameUnknown(format!(
         "registry {registry:?} is not configured as an upstream of this mirror"
     ))
+}
+
+/// What clients can select an upstream by: a host name, optionally with a port (only
+/// reachable through `ns=`, since a port cannot be part of a repository path).
+fn is_registry_name(name: &str) -> bool {
+    let (host, port) = name.split_once(':').unwrap_or((name, "1"));
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['.', '-'])
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    host_ok && !port.is_empty() && port.len() <= 5 && port.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Docker's own rule for telling a registry host from a Hub namespace.
@@ -202,6 +220,38 @@ mod tests {
             ok("docker.io", "library/nginx")
         );
         assert_eq!(pick("org/app", Some("evil.example")), Err("NAME_UNKNOWN"));
+    }
+
+    #[test]
+    fn upstream_names_must_be_selectable() {
+        for good in ["ghcr.io", "localhost:5000", "127.0.0.1:5000", "my-registry"] {
+            assert!(is_registry_name(good), "{good}");
+        }
+        for bad in [
+            "a/b",
+            "Ghcr.io",
+            "",
+            ":5000",
+            "host:",
+            "host:port",
+            ".x",
+            "a b",
+        ] {
+            assert!(!is_registry_name(bad), "{bad:?}");
+        }
+        let http = HttpUpstream::builder("https://ghcr.io")
+            .unwrap()
+            .build()
+            .unwrap();
+        let map = BTreeMap::from([(
+            "ghcr.io/org".to_owned(),
+            Arc::new(http) as Arc<dyn Upstream>,
+        )]);
+        let err = Upstreams::new(map, &BTreeMap::new(), "ghcr.io/org").unwrap_err();
+        assert!(
+            err.to_string().contains("not a registry host name"),
+            "{err}"
+        );
     }
 
     #[test]

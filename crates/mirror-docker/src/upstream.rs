@@ -18,7 +18,7 @@
 //! named it in its own challenge.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,7 +45,8 @@ const MAX_TOKEN_SLOTS: usize = 4096;
 pub struct RegistryUpstream {
     inner: Arc<dyn Upstream>,
     credentials: Option<(String, String)>,
-    realm_client: reqwest::Client,
+    /// For token realms; made when a registry first asks for a token.
+    realm_client: OnceLock<reqwest::Client>,
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>,
 }
@@ -100,16 +101,10 @@ impl RegistryUpstream {
     /// Wraps `inner`, which reaches the registry's origin; anonymous until
     /// [`with_credentials`](Self::with_credentials).
     pub fn new(inner: Arc<dyn Upstream>) -> Result<Self> {
-        let realm_client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("registry-mirror/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| Error::upstream("cannot build token client", err))?;
         Ok(RegistryUpstream {
             inner,
             credentials: None,
-            realm_client,
+            realm_client: OnceLock::new(),
             scheme: Mutex::new(Scheme::Unknown),
             tokens: Mutex::new(HashMap::new()),
         })
@@ -120,6 +115,19 @@ impl RegistryUpstream {
     pub fn with_credentials(mut self, username: &str, password: &str) -> Self {
         self.credentials = Some((username.to_owned(), password.to_owned()));
         self
+    }
+
+    fn realm_client(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.realm_client.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("registry-mirror/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| Error::upstream("cannot build token client", err))?;
+        Ok(self.realm_client.get_or_init(|| built))
     }
 
     fn basic(&self) -> Option<HeaderValue> {
@@ -242,7 +250,7 @@ impl RegistryUpstream {
                 query.append_pair("scope", scope);
             }
         }
-        let mut request = self.realm_client.get(url);
+        let mut request = self.realm_client()?.get(url);
         if let Some((user, password)) = &self.credentials {
             request = request.basic_auth(user, Some(password));
         }

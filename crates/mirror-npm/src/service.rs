@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -13,7 +14,7 @@ use mirror_core::auth::{Action, Auth, Identity};
 use mirror_core::http_util::{
     base_url, content_range, if_none_match, parse_range, wants_revalidation,
 };
-use mirror_core::memo::Memo;
+use mirror_core::memo::{Memo, Recent};
 use mirror_core::{
     body, put_bytes, read_to_bytes, Algorithm, Body, BoxError, Cache, CacheStatus, Digest,
     Expected, FetchSpec, Fetched, HttpUpstream, Precondition, Upstream, UpstreamRequest,
@@ -25,9 +26,10 @@ use url::Url;
 
 use crate::config::NpmConfig;
 use crate::error::NpmError;
+use crate::hosted::HostedPackage;
 use crate::packument::{derive, TarballInfo};
 use crate::path::{route, PackageName, Route};
-use mirror_core::body::{count_occurrences, replace_all, replaced_len};
+use mirror_core::body::{count_occurrences, replaced_len, RenderedDocs};
 
 use crate::packument::BASE_SENTINEL;
 
@@ -36,6 +38,16 @@ const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 const CONCURRENT_TRANSFORMS: usize = 2;
 /// Derived records kept in memory (a few hundred bytes each).
 const DERIVED_MEMO_CAPACITY: usize = 8192;
+
+/// How long a read of a package's hosted record (or of its absence) is reused: every
+/// request for a mirrored package asks whether the name is hosted here, and another replica
+/// sharing the store may publish it.
+const HOSTED_READ_HOLD: Duration = Duration::from_secs(1);
+
+/// Memory for packuments rendered with a base URL: documents of up to
+/// `RENDERED_MAX_ENTRY` stored bytes, `RENDERED_BUDGET` in all; larger ones stream.
+const RENDERED_BUDGET: u64 = 16 << 20;
+const RENDERED_MAX_ENTRY: u64 = 1 << 20;
 
 type Result<T, E = NpmError> = std::result::Result<T, E>;
 
@@ -58,6 +70,9 @@ struct Inner {
     transforms: Semaphore,
     /// Derived records by key, checked against the source digest before use.
     derived_memo: Memo<DerivedRecord>,
+    /// Recent reads of hosted records by name; `None` when the name is not hosted here.
+    hosted_reads: Recent<Option<Arc<(HostedPackage, u64)>>>,
+    rendered: RenderedDocs,
     auth: Option<Auth>,
 }
 
@@ -104,6 +119,8 @@ impl NpmMirror {
             config,
             transforms,
             derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+            hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+            rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
             auth: None,
         };
         Ok(NpmMirror {
@@ -122,6 +139,8 @@ impl NpmMirror {
             config: inner.config.clone(),
             transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
             derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+            hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+            rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
             auth: Some(auth),
         };
         NpmMirror {
@@ -247,8 +266,8 @@ impl Inner {
     /// The mirrored packument, unless the name is hosted here.
     async fn read_packument(&self, name: &PackageName, ask: &Ask<'_>) -> Result<Response<Body>> {
         self.authorize(ask, name, Action::Read)?;
-        match self.load_hosted(name).await? {
-            Some((package, version)) => self.hosted_packument(&package, version, ask),
+        match self.read_hosted(name).await?.as_deref() {
+            Some((package, version)) => self.hosted_packument(package, *version, ask),
             None => self.packument(name, ask).await,
         }
     }
@@ -260,8 +279,8 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Response<Body>> {
         self.authorize(ask, name, Action::Read)?;
-        match self.load_hosted(name).await? {
-            Some((package, _)) => self.hosted_version(&package, version, ask),
+        match self.read_hosted(name).await?.as_deref() {
+            Some((package, _)) => self.hosted_version(package, version, ask),
             None => self.version(name, version).await,
         }
     }
@@ -273,8 +292,8 @@ impl Inner {
         ask: &Ask<'_>,
     ) -> Result<Response<Body>> {
         self.authorize(ask, name, Action::Read)?;
-        match self.load_hosted(name).await? {
-            Some((package, _)) => self.hosted_tarball(&package, file, ask).await,
+        match self.read_hosted(name).await?.as_deref() {
+            Some((package, _)) => self.hosted_tarball(package, file, ask).await,
             None => self.tarball(name, file, ask).await,
         }
     }
@@ -418,13 +437,12 @@ impl Inner {
         let mut response = if ask.head {
             empty_response(StatusCode::OK)
         } else {
-            let stored = self.cache.blobs().read(&doc.digest, None).await?;
             let base = Bytes::from(ask.base.clone());
-            Response::new(body::from_stream(replace_all(
-                stored.stream,
-                BASE_SENTINEL,
-                base,
-            )))
+            let blobs = self.cache.blobs();
+            let rendered = self
+                .rendered
+                .body(blobs.as_ref(), &doc.digest, doc.size, base);
+            Response::new(rendered.await?)
         };
         set(
             response.headers_mut(),

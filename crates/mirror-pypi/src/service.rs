@@ -8,12 +8,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use mirror_core::auth::{Auth, Identity};
+use mirror_core::body::RenderedDocs;
 use mirror_core::http_util::{base_url, wants_revalidation};
-use mirror_core::memo::Memo;
+use mirror_core::memo::{Memo, Recent};
 use mirror_core::{
     put_bytes, read_to_bytes, Body, BoxError, Cache, CacheEntry, CacheStatus, Digest, Expected,
     FetchSpec, HttpUpstream, Precondition, Upstream, UpstreamRequest, CACHE_STATUS_HEADER,
@@ -25,11 +27,12 @@ use url::Url;
 use self::respond::{file_response, page_response, redirect, set, PageAnswer};
 use crate::config::PypiConfig;
 use crate::error::PypiError;
+use crate::hosted::HostedProject;
 use crate::model::{expectation, DistFile, ProjectPage};
 use crate::name::ProjectName;
 use crate::negotiate::{negotiate, Format};
 use crate::parse::{self, AllowedOrigins, PageSource};
-use crate::render;
+use crate::render::{self, BASE_SENTINEL};
 use crate::route::{is_upload_path, route, Route};
 
 /// What the mirror asks upstream for: JSON, which carries every field, else HTML.
@@ -39,6 +42,16 @@ const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
 const CONCURRENT_TRANSFORMS: usize = 2;
 /// Derived records kept in memory (a few hundred bytes each).
 const DERIVED_MEMO_CAPACITY: usize = 8192;
+
+/// How long a read of a project's hosted record (or of its absence) is reused: every
+/// request for a mirrored project asks whether the name is hosted here, and another replica
+/// sharing the store may upload it.
+const HOSTED_READ_HOLD: Duration = Duration::from_secs(1);
+
+/// Memory for pages rendered with a base URL: pages of up to `RENDERED_MAX_ENTRY` stored
+/// bytes, `RENDERED_BUDGET` in all; larger ones stream.
+const RENDERED_BUDGET: u64 = 16 << 20;
+const RENDERED_MAX_ENTRY: u64 = 1 << 20;
 /// Bumped when what a page is derived into changes, so records from older code are redone.
 const DERIVE_VERSION: u32 = 1;
 
@@ -68,6 +81,9 @@ struct Inner {
     transforms: Semaphore,
     /// Derived records by key, checked against the source digest before use.
     derived_memo: Memo<DerivedRecord>,
+    /// Recent reads of hosted records by name; `None` when the name is not hosted here.
+    hosted_reads: Recent<Option<Arc<HostedProject>>>,
+    rendered: RenderedDocs,
     auth: Option<Auth>,
 }
 
@@ -146,6 +162,8 @@ impl PypiMirror {
                 config,
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
                 derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+                hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+                rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
                 auth: None,
             }),
         })
@@ -167,6 +185,8 @@ impl PypiMirror {
                 config: inner.config.clone(),
                 transforms: Semaphore::new(CONCURRENT_TRANSFORMS),
                 derived_memo: Memo::new(DERIVED_MEMO_CAPACITY),
+                hosted_reads: Recent::new(DERIVED_MEMO_CAPACITY, HOSTED_READ_HOLD),
+                rendered: RenderedDocs::new(BASE_SENTINEL, RENDERED_BUDGET, RENDERED_MAX_ENTRY),
                 auth: Some(auth),
             }),
         }
@@ -330,7 +350,15 @@ impl Inner {
             status,
             max_age: ttl.as_secs(),
         };
-        page_response(self.cache.blobs().as_ref(), &answer, ask.headers, ask.head).await
+        let blobs = self.cache.blobs();
+        page_response(
+            blobs.as_ref(),
+            &self.rendered,
+            &answer,
+            ask.headers,
+            ask.head,
+        )
+        .await
     }
 
     fn root_spec(&self, ask: &Ask<'_>) -> FetchSpec {

@@ -37,7 +37,10 @@ pub struct MetricsSnapshot {
 }
 
 impl CacheMetrics {
-    pub(crate) fn count(&self, status: CacheStatus) {
+    /// Counts one answer. [`Cache::ensure`](crate::Cache::ensure) and
+    /// [`Cache::get_cached`](crate::Cache::get_cached) count theirs; a service that answers
+    /// from state of its own (a container tag confirmed by a `HEAD`, say) counts here.
+    pub fn count(&self, status: CacheStatus) {
         let counter = match status {
             CacheStatus::Hit => &self.hits,
             CacheStatus::Miss => &self.misses,

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
+use tokio::task::JoinHandle;
 
 use super::{BlobInfo, BlobRead, BlobStore, BlobWriter, Expected, WriteVerifier};
 use crate::digest::{Algorithm, Digest};
@@ -25,8 +24,11 @@ use crate::error::{Error, Result};
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Temporary files older than this belong to a write that can no longer finish.
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
-/// Read size when streaming a blob out.
+/// Read size when streaming a blob out; a blob of at most this is read in one go.
 const READ_CHUNK: usize = 256 * 1024;
+/// Read size for the chunks of a larger blob, one of which is read ahead while the
+/// previous one is being sent.
+const STREAM_CHUNK: u64 = 512 * 1024;
 
 /// A [`BlobStore`] on a local directory.
 #[derive(Debug, Clone)]
@@ -89,13 +91,7 @@ impl BlobStore for FsBlobStore {
             .map_err(Error::storage)??;
         let stream = match opened.body {
             Opened::Whole(bytes) => futures_util::stream::once(async move { Ok(bytes) }).boxed(),
-            Opened::File(file) => {
-                let reader =
-                    tokio::fs::File::from_std(file).take(opened.range.end - opened.range.start);
-                ReaderStream::with_capacity(reader, READ_CHUNK)
-                    .map(|r| r.map_err(Error::from))
-                    .boxed()
-            }
+            Opened::File(file) => file_stream(file, opened.range.end - opened.range.start),
         };
         Ok(BlobRead {
             size: opened.size,
@@ -217,6 +213,44 @@ fn open_range(path: &Path, range: Option<Range<u64>>) -> Result<OpenedBlob> {
     Ok(OpenedBlob { size, range, body })
 }
 
+/// Streams the next `len` bytes of `file`, each chunk read on the blocking pool straight
+/// into the buffer that is sent, the next one already being read while a chunk is out.
+///
+/// `tokio::fs::File` would read into a buffer of its own and copy from there; at gigabytes
+/// per blob that copy and a pool trip per 256 KiB are most of a cached hit's cost.
+fn file_stream(file: File, len: u64) -> super::ByteStream {
+    let file = std::sync::Arc::new(file);
+    let first = read_chunk(&file, len);
+    let state = (file, len - first.0, Some(first.1));
+    futures_util::stream::unfold(state, |(file, remaining, pending)| async move {
+        let chunk = match pending?.await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(err)) => return Some((Err(err), (file, 0, None))),
+            Err(join) => return Some((Err(Error::storage(join)), (file, 0, None))),
+        };
+        let next = (remaining > 0).then(|| read_chunk(&file, remaining));
+        let remaining = remaining - next.as_ref().map_or(0, |(n, _)| *n);
+        Some((Ok(chunk), (file, remaining, next.map(|(_, handle)| handle))))
+    })
+    .boxed()
+}
+
+/// Starts reading the next chunk of at most `remaining` bytes; returns its length.
+fn read_chunk(file: &std::sync::Arc<File>, remaining: u64) -> (u64, JoinHandle<Result<Bytes>>) {
+    let want = remaining.min(STREAM_CHUNK);
+    let file = std::sync::Arc::clone(file);
+    let handle = tokio::task::spawn_blocking(move || {
+        // At most STREAM_CHUNK, so it fits a usize.
+        let mut buf = Vec::with_capacity(want as usize);
+        (&*file).take(want).read_to_end(&mut buf)?;
+        if (buf.len() as u64) < want {
+            return Err(Error::storage("blob file ended before its recorded size"));
+        }
+        Ok(Bytes::from(buf))
+    });
+    (want, handle)
+}
+
 fn sweep_stale_temp_files(tmp: &Path) -> Result<()> {
     for entry in std::fs::read_dir(tmp)? {
         let entry = entry?;
@@ -253,6 +287,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         super::super::conformance::blob_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn large_blobs_stream_whole_and_in_ranges_across_chunks() {
+        use futures_util::TryStreamExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..1_300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let info = super::super::put_bytes(&store, Bytes::from(data.clone()), Expected::none())
+            .await
+            .unwrap();
+        let chunk = STREAM_CHUNK;
+        for range in [None, Some(100..1_200_000), Some(chunk - 1..chunk * 2 + 1)] {
+            let read = store.read(&info.digest, range.clone()).await.unwrap();
+            let parts: Vec<Bytes> = read.stream.try_collect().await.unwrap();
+            let want = range.map_or(&data[..], |r| &data[r.start as usize..r.end as usize]);
+            assert_eq!(parts.concat(), want);
+            assert!(parts.iter().all(|part| part.len() as u64 <= chunk));
+        }
     }
 
     #[tokio::test]

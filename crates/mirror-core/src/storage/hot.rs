@@ -5,9 +5,8 @@
 //! by their digest, so a copy held in memory can never disagree with the store: the only
 //! change a blob sees is its deletion, which goes through this wrapper too.
 
-use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -16,6 +15,7 @@ use futures_util::StreamExt;
 use super::{BlobRead, BlobStore, BlobWriter, Expected};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::memo::BytesCache;
 
 /// A [`BlobStore`] that keeps blobs of up to `max_entry` bytes in memory after their first whole
 /// read, within a total of `budget` bytes, evicting the least recently used first (a
@@ -24,22 +24,7 @@ use crate::error::{Error, Result};
 pub struct HotBlobs {
     inner: Arc<dyn BlobStore>,
     max_entry: u64,
-    budget: u64,
-    state: Mutex<Hot>,
-}
-
-#[derive(Debug, Default)]
-struct Hot {
-    entries: HashMap<Digest, Entry>,
-    /// Insertion order for eviction; an entry read since it was queued gets a second turn.
-    queue: VecDeque<Digest>,
-    bytes: u64,
-}
-
-#[derive(Debug)]
-struct Entry {
-    bytes: Bytes,
-    used: bool,
+    held: BytesCache<Digest>,
 }
 
 impl HotBlobs {
@@ -48,58 +33,17 @@ impl HotBlobs {
         HotBlobs {
             inner,
             max_entry: max_entry.min(budget),
-            budget,
-            state: Mutex::new(Hot::default()),
+            held: BytesCache::new(budget),
         }
     }
 
     /// Bytes held in memory now.
     pub fn held_bytes(&self) -> u64 {
-        self.lock().bytes
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Hot> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.held.held_bytes()
     }
 
     fn get(&self, digest: &Digest) -> Option<Bytes> {
-        let mut hot = self.lock();
-        let entry = hot.entries.get_mut(digest)?;
-        entry.used = true;
-        Some(entry.bytes.clone())
-    }
-
-    fn insert(&self, digest: Digest, bytes: Bytes) {
-        let size = bytes.len() as u64;
-        let mut hot = self.lock();
-        if hot.entries.contains_key(&digest) {
-            return;
-        }
-        while hot.bytes + size > self.budget {
-            let Some(victim) = hot.queue.pop_front() else {
-                break;
-            };
-            let second_chance = hot
-                .entries
-                .get_mut(&victim)
-                .is_some_and(|entry| std::mem::take(&mut entry.used));
-            if second_chance {
-                hot.queue.push_back(victim);
-            } else if let Some(evicted) = hot.entries.remove(&victim) {
-                hot.bytes -= evicted.bytes.len() as u64;
-            }
-        }
-        hot.bytes += size;
-        hot.queue.push_back(digest.clone());
-        hot.entries.insert(digest, Entry { bytes, used: false });
-    }
-
-    fn forget(&self, digest: &Digest) {
-        let mut hot = self.lock();
-        if let Some(entry) = hot.entries.remove(digest) {
-            hot.bytes -= entry.bytes.len() as u64;
-            hot.queue.retain(|queued| queued != digest);
-        }
+        self.held.get(digest)
     }
 }
 
@@ -150,7 +94,7 @@ impl BlobStore for HotBlobs {
             )));
         }
         let bytes = buf.freeze();
-        self.insert(digest.clone(), bytes.clone());
+        self.held.insert(digest.clone(), bytes.clone());
         slice(&bytes, None)
     }
 
@@ -162,7 +106,7 @@ impl BlobStore for HotBlobs {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<()> {
-        self.forget(digest);
+        self.held.remove(digest);
         self.inner.delete(digest).await
     }
 }

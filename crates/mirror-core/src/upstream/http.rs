@@ -1,5 +1,6 @@
 //! [`Upstream`] over HTTP with reqwest.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ::http::{header, StatusCode};
@@ -82,34 +83,45 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// Builds the client.
+    /// Builds the upstream. The HTTP client itself (TLS settings, the system's root
+    /// certificates) is made on the first request: a mirror configured with several
+    /// upstreams, most of them idle, then holds no memory for the unused ones.
     pub fn build(self) -> Result<HttpUpstream> {
+        if let Some(proxy) = &self.proxy {
+            proxy_of(proxy)?;
+        }
+        let name = self.base.as_str().trim_end_matches('/').to_owned();
+        Ok(HttpUpstream {
+            client: Arc::new(OnceLock::new()),
+            config: self,
+            name,
+        })
+    }
+
+    fn client(&self) -> Result<reqwest::Client> {
         let mut client = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .redirect(reqwest::redirect::Policy::limited(10))
             .user_agent(concat!("registry-mirror/", env!("CARGO_PKG_VERSION")));
         if let Some(proxy) = &self.proxy {
-            let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|err| Error::Invalid(format!("bad proxy url: {err}")))?;
-            client = client.proxy(proxy);
+            client = client.proxy(proxy_of(proxy)?);
         }
-        let client = client
+        client
             .build()
-            .map_err(|err| Error::upstream("cannot build client", err))?;
-        let name = self.base.as_str().trim_end_matches('/').to_owned();
-        Ok(HttpUpstream {
-            client,
-            config: self,
-            name,
-        })
+            .map_err(|err| Error::upstream("cannot build client", err))
     }
+}
+
+fn proxy_of(url: &str) -> Result<reqwest::Proxy> {
+    reqwest::Proxy::all(url).map_err(|err| Error::Invalid(format!("bad proxy url: {err}")))
 }
 
 /// An upstream registry reached over HTTP(S).
 #[derive(Debug, Clone)]
 pub struct HttpUpstream {
-    client: reqwest::Client,
+    /// Made on first use and shared by the clones.
+    client: Arc<OnceLock<reqwest::Client>>,
     config: HttpUpstreamBuilder,
     name: String,
 }
@@ -164,9 +176,17 @@ impl HttpUpstream {
         Ok(url)
     }
 
+    fn client(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = self.config.client()?;
+        Ok(self.client.get_or_init(|| built))
+    }
+
     async fn attempt(&self, request: &UpstreamRequest, url: &Url) -> Result<reqwest::Response> {
         let mut builder = self
-            .client
+            .client()?
             .request(request.method.clone(), url.clone())
             .headers(request.headers.clone());
         builder = match &self.config.credentials {

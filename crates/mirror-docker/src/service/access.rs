@@ -84,6 +84,18 @@ impl Inner {
 
     /// Checks that the caller may do `action` on the repository `name`.
     pub(super) fn authorize(&self, caller: &Caller, name: &RepoName, action: Action) -> Result<()> {
+        self.authorize_to(caller, name, action, verb(action))
+    }
+
+    /// Like [`authorize`](Self::authorize), with the verb a refusal names (`delete from`
+    /// is a write as much as `push to`, but a user deleting should not read "push").
+    pub(super) fn authorize_to(
+        &self,
+        caller: &Caller,
+        name: &RepoName,
+        action: Action,
+        verb: &str,
+    ) -> Result<()> {
         let Some(auth) = &self.auth else {
             return match action {
                 Action::Read => Ok(()),
@@ -99,17 +111,13 @@ impl Inner {
         match access {
             Access::Granted => Ok(()),
             Access::NeedsCredentials => Err(DockerError::Unauthorized(format!(
-                "authentication required to {} {name}",
-                verb(action)
+                "authentication required to {verb} {name}"
             ))),
             Access::Forbidden => {
                 let user = caller
                     .identity()
                     .map_or("anonymous".to_owned(), |id| id.user);
-                Err(DockerError::Denied(format!(
-                    "{user} may not {} {name}",
-                    verb(action)
-                )))
+                Err(DockerError::Denied(format!("{user} may not {verb} {name}")))
             }
         }
     }

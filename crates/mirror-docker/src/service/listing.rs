@@ -59,6 +59,8 @@ impl Inner {
             let _revalidating = self.locks.lock(&key).await;
             self.tag_list(selected, &key, ask).await?
         };
+        // Tag lists are kept by this service, not by the engine's fetches.
+        self.cache.metrics().count(status);
 
         let (page, more) = paginate(&tags, n, ask.last.as_deref());
         let doc = json!({ "name": client_name.as_str(), "tags": page });

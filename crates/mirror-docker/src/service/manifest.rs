@@ -152,14 +152,15 @@ impl Inner {
         } else {
             return Ok(None);
         };
-        Ok(self
-            .cached_body(selected, record)
-            .await?
-            .map(|entry| Manifest {
-                status,
-                entry,
-                digest: record.digest.clone(),
-            }))
+        let Some(entry) = self.cached_body(selected, record).await? else {
+            return Ok(None);
+        };
+        self.cache.metrics().count(status);
+        Ok(Some(Manifest {
+            status,
+            entry,
+            digest: record.digest.clone(),
+        }))
     }
 
     /// The stored body of the manifest a record names, without asking upstream.
@@ -168,11 +169,24 @@ impl Inner {
         selected: &Selected,
         record: &TagRecord,
     ) -> Result<Option<CacheEntry>> {
-        let key = match &record.body_key {
-            Some(key) => key.clone(),
-            None => format!("{}/manifest/{}", key_prefix(selected), record.digest),
-        };
-        let Some(entry) = self.cache.lookup(&key).await? else {
+        match &record.body_key {
+            Some(key) => self.stored_entry(key).await,
+            None => self.stored_manifest(selected, &record.digest).await,
+        }
+    }
+
+    /// The manifest `digest` if it is stored, neither asking upstream nor counting a hit.
+    async fn stored_manifest(
+        &self,
+        selected: &Selected,
+        digest: &Digest,
+    ) -> Result<Option<CacheEntry>> {
+        let key = format!("{}/manifest/{digest}", key_prefix(selected));
+        self.stored_entry(&key).await
+    }
+
+    async fn stored_entry(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let Some(entry) = self.cache.lookup(key).await? else {
             return Ok(None);
         };
         let stored = self.cache.blobs().size(&entry.digest).await?;
@@ -191,11 +205,13 @@ impl Inner {
         };
         let (manifest, body_key) = match digest {
             Some(digest) => {
-                let (status, entry) = self.manifest_entry(selected, &digest).await?;
-                // Upstream was asked, and the body it names was already here.
-                let status = match status {
-                    CacheStatus::Hit => CacheStatus::Revalidated,
-                    other => other,
+                let (status, entry) = match self.stored_manifest(selected, &digest).await? {
+                    // Upstream was asked, and the body it names was already here.
+                    Some(entry) => {
+                        self.cache.metrics().count(CacheStatus::Revalidated);
+                        (CacheStatus::Revalidated, entry)
+                    }
+                    None => self.manifest_entry(selected, &digest).await?,
                 };
                 let manifest = Manifest {
                     status,
@@ -279,6 +295,7 @@ impl Inner {
         tracing::debug!(key, error = %err, "upstream failed, serving stale tag");
         record.failed_at = Some(self.now());
         self.save_pulled(key, &record).await?;
+        self.cache.metrics().count(CacheStatus::Stale);
         Ok(Manifest {
             status: CacheStatus::Stale,
             entry,

@@ -94,8 +94,12 @@ impl Inner {
             }
         };
         let reading = method == Method::GET || method == Method::HEAD;
-        let action = if reading { Action::Read } else { Action::Write };
-        self.authorize(request.caller, &name, action)?;
+        let (action, verb) = match (reading, method == Method::DELETE) {
+            (true, _) => (Action::Read, "pull"),
+            (false, true) => (Action::Write, "delete from"),
+            (false, false) => (Action::Write, "push to"),
+        };
+        self.authorize_to(request.caller, &name, action, verb)?;
         if matches!(route, Route::Upload(..)) && !request.caller.is_signed_in() {
             // Asking how far an upload got is part of a push: clients ask with a pull-scoped
             // token, so a signed-in reader may, an anonymous one may not.
@@ -311,8 +315,8 @@ impl Inner {
     /// Refuses a push to a repository this registry proxies, naming the setting to change.
     pub(super) fn refuse_proxied_push(&self, name: &RepoName) -> DockerError {
         DockerError::Denied(format!(
-            "repository {name} is not private on this registry, so it cannot be pushed to: \
-             pushes are accepted only for names matching docker.private_repositories \
+            "repository {name} is not private on this registry, so it is read-only: \
+             pushes and deletes are accepted only for names matching docker.private_repositories \
              (now {:?}); add a pattern matching {name} to that list in the configuration",
             self.config.private_repositories
         ))

@@ -202,6 +202,7 @@ struct Setup {
     hub: Arc<FakeRegistry>,
     other: Arc<FakeRegistry>,
     mirror: DockerMirror,
+    cache: Cache,
 }
 
 const TTL: Duration = Duration::from_secs(300);
@@ -231,8 +232,13 @@ fn setup() -> Setup {
             Arc::clone(&other) as Arc<dyn Upstream>,
         ),
     ]);
-    let mirror = DockerMirror::with_upstreams(cache, config, upstreams).unwrap();
-    Setup { hub, other, mirror }
+    let mirror = DockerMirror::with_upstreams(cache.clone(), config, upstreams).unwrap();
+    Setup {
+        hub,
+        other,
+        mirror,
+        cache,
+    }
 }
 
 struct Reply {
@@ -323,7 +329,9 @@ async fn base_endpoint_says_registry_v2() {
 
 #[tokio::test]
 async fn upstream_is_chosen_by_ns_prefix_or_default() {
-    let Setup { hub, other, mirror } = setup();
+    let Setup {
+        hub, other, mirror, ..
+    } = setup();
     let body = image_manifest(&sha256_of(b"l"), 1);
     hub.manifest("library/nginx", Some("latest"), OCI_MANIFEST, &body);
     let digest = other.manifest("team/app", Some("v1"), OCI_MANIFEST, &body);
@@ -706,6 +714,51 @@ async fn stale_tags_are_served_when_upstream_fails_or_rate_limits() {
     tokio::time::advance(Duration::from_secs(60)).await;
     let reply = get(&mirror, path).await;
     assert_eq!(reply.header(CACHE_STATUS_HEADER), "REVALIDATED");
+}
+
+#[tokio::test(start_paused = true)]
+async fn tag_answers_are_counted_once_in_the_metrics() {
+    let Setup {
+        hub, mirror, cache, ..
+    } = setup();
+    hub.manifest(
+        "library/app",
+        Some("v1"),
+        OCI_MANIFEST,
+        &image_manifest(&sha256_of(b"1"), 1),
+    );
+    let path = "/v2/app/manifests/v1";
+    let mut expected = cache.metrics().snapshot();
+    let mut check = |status: &str, reply: Reply| {
+        assert_eq!(reply.header(CACHE_STATUS_HEADER), status);
+        match status {
+            "MISS" => expected.misses += 1,
+            "HIT" => expected.hits += 1,
+            "REVALIDATED" => expected.revalidated += 1,
+            _ => expected.stale += 1,
+        }
+        let now = cache.metrics().snapshot();
+        let counted = (now.hits, now.misses, now.revalidated, now.stale);
+        let want = (
+            expected.hits,
+            expected.misses,
+            expected.revalidated,
+            expected.stale,
+        );
+        assert_eq!(counted, want, "after a {status}");
+    };
+
+    check("MISS", get(&mirror, path).await);
+    check("HIT", get(&mirror, path).await);
+    tokio::time::advance(TTL * 2).await;
+    check("REVALIDATED", get(&mirror, path).await);
+    hub.fail(Some(Failure::Down));
+    tokio::time::advance(TTL * 2).await;
+    check("STALE", get(&mirror, path).await);
+    check("STALE", get(&mirror, path).await);
+    hub.fail(None);
+    check("MISS", get(&mirror, "/v2/app/tags/list").await);
+    check("HIT", get(&mirror, "/v2/app/tags/list").await);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Private packages: credentials, publishing and the hosted side of reads.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -92,6 +94,20 @@ impl Inner {
         }
     }
 
+    /// The hosted record of `name` for a read, reusing a recent read (see
+    /// [`Inner::hosted_reads`]); writes go through [`Inner::modify`], which reads the store.
+    pub(super) async fn read_hosted(
+        &self,
+        name: &PackageName,
+    ) -> Result<Option<Arc<(HostedPackage, u64)>>> {
+        if let Some(recent) = self.hosted_reads.get(name.as_str()) {
+            return Ok(recent);
+        }
+        let loaded = self.load_hosted(name).await?.map(Arc::new);
+        self.hosted_reads.insert(name.as_str(), loaded.clone());
+        Ok(loaded)
+    }
+
     pub(super) async fn load_hosted(
         &self,
         name: &PackageName,
@@ -135,7 +151,13 @@ impl Inner {
             };
             match outcome {
                 Err(CoreError::Conflict { .. }) => continue,
-                other => return Ok(other?),
+                other => {
+                    self.hosted_reads.remove(name.as_str());
+                    let written = other?;
+                    let shared = written.as_ref().map(|kept| Arc::new(kept.clone()));
+                    self.hosted_reads.insert(name.as_str(), shared);
+                    return Ok(written);
+                }
             }
         }
         Err(NpmError::Conflict(format!(

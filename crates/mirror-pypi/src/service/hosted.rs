@@ -6,6 +6,8 @@
 //! compare-and-swap. A failure before that last step leaves no record pointing at anything,
 //! so a refused upload is never listed or served.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt as _;
 use http::{header, HeaderMap, Response, StatusCode};
@@ -100,9 +102,15 @@ impl Inner {
         &self,
         name: &ProjectName,
         ask: &Ask<'_>,
-    ) -> Result<Option<HostedProject>> {
+    ) -> Result<Option<Arc<HostedProject>>> {
         self.authorize(ask.identity.as_ref(), name, Action::Read)?;
-        Ok(self.load_hosted(name).await?.map(|(project, _)| project))
+        if let Some(recent) = self.hosted_reads.get(name.as_str()) {
+            return Ok(recent);
+        }
+        let loaded = self.load_hosted(name).await?;
+        let shared = loaded.map(|(project, _)| Arc::new(project));
+        self.hosted_reads.insert(name.as_str(), shared.clone());
+        Ok(shared)
     }
 
     async fn load_hosted(&self, name: &ProjectName) -> Result<Option<(HostedProject, u64)>> {
@@ -287,13 +295,18 @@ impl Inner {
                 .map_or(Precondition::Absent, |(_, v)| Precondition::Version(*v));
             let project = change(loaded.map(|(project, _)| project))?;
             let bytes = serde_json::to_vec(&project).map_err(CoreError::storage)?;
+            self.hosted_reads.remove(name.as_str());
             match self
                 .cache
                 .metadata()
                 .put(&key, bytes.into(), precondition)
                 .await
             {
-                Ok(_) => return Ok(project),
+                Ok(_) => {
+                    let shared = Arc::new(project.clone());
+                    self.hosted_reads.insert(name.as_str(), Some(shared));
+                    return Ok(project);
+                }
                 Err(CoreError::Conflict { .. }) => continue,
                 Err(err) => return Err(err.into()),
             }

@@ -7,7 +7,7 @@ use mirror_core::{body, BlobStore, Body, CacheStatus, Digest, Fetched, CACHE_STA
 
 use super::Result;
 use crate::negotiate::Format;
-use mirror_core::body::{replace_all, replaced_len};
+use mirror_core::body::{replaced_len, RenderedDocs};
 
 use crate::render::BASE_SENTINEL;
 
@@ -38,6 +38,7 @@ impl PageAnswer<'_> {
 
 pub(super) async fn page_response(
     blobs: &dyn BlobStore,
+    rendered: &RenderedDocs,
     page: &PageAnswer<'_>,
     request: &HeaderMap,
     head: bool,
@@ -50,13 +51,9 @@ pub(super) async fn page_response(
         let mut response = if head {
             status_only(StatusCode::OK)
         } else {
-            let stored = blobs.read(page.digest, None).await?;
             let base = Bytes::from(page.base.clone());
-            Response::new(body::from_stream(replace_all(
-                stored.stream,
-                BASE_SENTINEL,
-                base,
-            )))
+            let body = rendered.body(blobs, page.digest, page.size, base).await?;
+            Response::new(body)
         };
         set(
             response.headers_mut(),

@@ -733,6 +733,8 @@ async fn deletes_unlink_tags_manifests_and_blobs() {
         StatusCode::UNAUTHORIZED,
         "deletes need a credential"
     );
+    let message = reply.json()["errors"][0]["message"].to_string();
+    assert!(message.contains("to delete from"), "{message}");
     let reply = send(
         &mirror,
         Request::delete(format!("{APP}/manifests/1.0")),

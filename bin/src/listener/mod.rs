@@ -3,8 +3,9 @@
 //!
 //! `axum::serve` would do for a trusted network, but it offers no timeout for reading
 //! request headers, so one client trickling bytes (slowloris) could hold connections open
-//! forever. hyper's own builder has that timeout; this loop adds a cap on open connections
-//! and waits for in-flight responses when asked to stop.
+//! forever. hyper's own builder has that timeout; this loop adds a cap on open connections,
+//! an idle timeout for HTTP/2, a limit on pauses in request bodies, and waits for in-flight
+//! responses when asked to stop.
 //!
 //! hyper's timeout starts only once hyper knows the protocol, and the auto builder learns it
 //! from the first bytes: a client that connects and sends nothing would hold its connection
@@ -12,28 +13,36 @@
 //! reached. So each connection must send its first byte within the same header timeout
 //! before hyper sees it.
 //!
-//! TODO(listener): an HTTP/2 (prior knowledge) connection that sent its preface and then
-//! stays idle is never closed, since hyper has no idle timeout for HTTP/2 servers; closing
-//! it needs a watchdog on the connection's I/O that spares streams still waiting on a slow
-//! upstream.
+//! hyper has no idle timeout for HTTP/2 servers, so each connection counts its requests in
+//! flight (`activity`) and is asked to close once it has had none for the idle timeout,
+//! whatever its protocol. That also ends an HTTP/2 connection that never completes its
+//! preface or its first request.
+
+mod activity;
+mod body;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+
+use activity::{Activity, ConnectionService};
 
 /// Limits on client connections.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     /// Time allowed to send a request's headers.
     pub(crate) header_read_timeout: Duration,
+    /// How long a connection with no request in flight is kept open.
+    pub(crate) idle_timeout: Duration,
+    /// Longest pause allowed while a request body is being read.
+    pub(crate) body_read_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub(crate) max_connections: usize,
     /// How long a stop waits for in-flight responses before giving up on them.
@@ -44,6 +53,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(60),
         }
@@ -63,10 +74,8 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let graceful = GracefulShutdown::new();
-    // Tells connections still waiting for their first byte that the server is stopping:
-    // they hold a graceful-shutdown watcher, which would otherwise keep the stop waiting
-    // for their timeout.
+    // Tells every connection task that the server is stopping; each holds a receiver until
+    // it ends, so the sender sees them all gone once every connection has finished.
     let (stopping, stop_signal) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(stop);
@@ -95,35 +104,89 @@ pub(crate) async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let mut stop_signal = stop_signal.clone();
+        let connection = Connection {
+            peer,
+            builder: builder.clone(),
+            router: router.clone(),
+            limits,
+            stop_signal: stop_signal.clone(),
+        };
         tokio::spawn(async move {
-            let spoke = tokio::select! {
-                spoke = first_byte_within(&stream, limits.header_read_timeout) => spoke,
-                _ = stop_signal.wait_for(|stopping| *stopping) => false,
-            };
-            if spoke {
-                let connection =
-                    builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(err) = watcher.watch(connection.into_owned()).await {
-                    tracing::debug!(%peer, error = %err, "connection ended with an error");
-                }
-            } else {
-                tracing::debug!(%peer, "connection closed: nothing sent in time");
-            }
+            connection.serve(stream).await;
             drop(permit);
         });
     }
 
     drop(listener);
+    drop(stop_signal);
     stopping.send_replace(true);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    if tokio::time::timeout(limits.shutdown_grace, stopping.closed())
         .await
         .is_err()
     {
         tracing::warn!(grace = ?limits.shutdown_grace, "in-flight responses outlived the grace period");
+    }
+}
+
+/// What one connection task needs to serve its client.
+struct Connection {
+    peer: SocketAddr,
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    limits: Limits,
+    stop_signal: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream) {
+        let peer = self.peer;
+        let spoke = tokio::select! {
+            spoke = first_byte_within(&stream, self.limits.header_read_timeout) => spoke,
+            _ = self.stop_signal.wait_for(|stopping| *stopping) => false,
+        };
+        if spoke {
+            self.serve_http(stream).await;
+        } else {
+            tracing::debug!(%peer, "connection closed: nothing sent in time");
+        }
+    }
+
+    /// Serves requests until the client closes, the connection has been idle too long, or
+    /// the server stops; the last two ask hyper to finish what is in flight and close.
+    async fn serve_http(mut self, stream: TcpStream) {
+        let (peer, idle_timeout) = (self.peer, self.limits.idle_timeout);
+        let activity = Activity::new();
+        let service = ConnectionService {
+            router: self.router,
+            activity: activity.clone(),
+            body_read_timeout: self.limits.body_read_timeout,
+        };
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+
+        tokio::select! {
+            ended = connection.as_mut() => return report_end(peer, ended),
+            () = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "closing an idle connection"),
+            _ = self.stop_signal.wait_for(|stopping| *stopping) => {}
+        }
+        connection.as_mut().graceful_shutdown();
+
+        // An HTTP/2 client must acknowledge the GOAWAY's PING before hyper closes; one that
+        // stays idle and silent for another timeout is dropped.
+        tokio::select! {
+            ended = connection.as_mut() => report_end(peer, ended),
+            () = activity.idle_for(idle_timeout) => {
+                tracing::debug!(%peer, "connection dropped: idle after being asked to close");
+            }
+        }
+    }
+}
+
+fn report_end(peer: SocketAddr, ended: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(err) = ended {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }
 
