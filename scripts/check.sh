@@ -61,6 +61,18 @@ if ! python3 -m twine --version >/dev/null 2>&1; then
     python3 -m pip install "${pip_quiet[@]}" twine \
         || python3 -m pip install "${pip_quiet[@]}" --break-system-packages twine
 fi
+# The Maven tests: mvn, a JDK (the tests compile small projects), and the plugins it runs, from Debian's packages; the
+# tests serve them to mvn through the mirror, since they must not reach Maven Central.
+maven_plugins=/usr/share/maven-repo/org/apache/maven/plugins
+if ! command -v mvn >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1 \
+    || [ ! -d "$maven_plugins/maven-deploy-plugin/3.0.0" ] \
+    || [ ! -d "$maven_plugins/maven-dependency-plugin/3.5.0" ] \
+    || [ ! -d "$maven_plugins/maven-compiler-plugin/3.10.1" ]; then
+    echo "==> installing maven and its packaged plugins"
+    apt_install maven default-jdk-headless libmaven-deploy-plugin-java libmaven-dependency-plugin-java \
+        libmaven-install-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java \
+        libmaven-compiler-plugin-java libsurefire-java
+fi
 
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mirror_core::auth::AccessPolicy;
 use mirror_docker::DockerConfig;
+use mirror_maven::MavenConfig;
 use mirror_npm::NpmConfig;
 use mirror_pypi::PypiConfig;
 use serde::Deserialize;
@@ -41,6 +42,8 @@ pub(crate) struct Config {
     pub(crate) pypi: PypiConfig,
     /// Container image upstreams, tag freshness and the private registry.
     pub(crate) docker: DockerConfig,
+    /// Maven repositories (proxy, hosted, group), metadata freshness and limits.
+    pub(crate) maven: MavenConfig,
     /// Users, tokens and who may read or write what.
     pub(crate) auth: AccessPolicy,
 }
@@ -68,6 +71,7 @@ impl Default for Config {
             npm: NpmConfig::default(),
             pypi: PypiConfig::default(),
             docker: DockerConfig::default(),
+            maven: MavenConfig::default(),
             auth: AccessPolicy::default(),
         }
     }
@@ -351,6 +355,55 @@ mod tests {
         assert_eq!(upstream.url, "http://127.0.0.1:5000");
         assert_eq!(upstream.username.as_deref(), Some("u"));
         assert!(toml::from_str::<Config>("[docker]\ntag_tll = \"1s\"").is_err());
+    }
+
+    #[test]
+    fn parses_the_maven_keys() {
+        let config: Config = toml::from_str(
+            r#"
+            [maven]
+            metadata_ttl = "1m"
+            [maven.repositories.central]
+            kind = "proxy"
+            url = "http://127.0.0.1:8081/maven2/"
+            username = "reader"
+            password = "pw"
+            [maven.repositories.team]
+            kind = "hosted"
+            versions = "snapshot"
+            [maven.repositories.public]
+            kind = "group"
+            members = ["team", "releases", "central"]
+            "#,
+        )
+        .unwrap();
+        let maven = &config.maven;
+        assert_eq!(maven.metadata_ttl, Duration::from_secs(60));
+        let central = mirror_maven::RepositoryConfig::Proxy {
+            url: "http://127.0.0.1:8081/maven2/".to_owned(),
+            username: Some("reader".to_owned()),
+            password: Some(mirror_maven::Password("pw".to_owned())),
+        };
+        assert_eq!(maven.repositories["central"], central);
+        assert!(
+            maven.repositories.contains_key("snapshots"),
+            "defaults kept"
+        );
+        assert!(matches!(
+            &maven.repositories["public"],
+            mirror_maven::RepositoryConfig::Group { members } if members[0] == "team"
+        ));
+        assert!(
+            !format!("{central:?}").contains("pw"),
+            "passwords stay out of logs"
+        );
+        let defaults = Config::default().maven;
+        assert_eq!(defaults.repositories.len(), 4);
+        assert!(toml::from_str::<Config>("[maven.repositories.x]\nkind = \"mirror\"").is_err());
+        assert!(toml::from_str::<Config>(
+            "[maven.repositories.x]\nkind = \"hosted\"\nurl = \"http://x/\""
+        )
+        .is_err());
     }
 
     #[test]

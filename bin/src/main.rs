@@ -18,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, LogFormat};
 
-/// A pull-through cache and private registry for npm, PyPI and container images.
+/// A pull-through cache and private registry for npm, PyPI, Maven and container images.
 #[derive(Debug, Parser)]
 #[command(name = "registry-mirror", version, about)]
 struct Cli {
@@ -55,6 +55,14 @@ enum Command {
     /// Client configuration for pip and uv.
     #[command(disable_help_subcommand = true)]
     Pypi {
+        #[command(subcommand)]
+        command: HelpCommand,
+        #[command(flatten)]
+        args: HelpArgs,
+    },
+    /// Client configuration for mvn (settings.xml).
+    #[command(disable_help_subcommand = true)]
+    Maven {
         #[command(subcommand)]
         command: HelpCommand,
         #[command(flatten)]
@@ -152,6 +160,10 @@ fn main() -> ExitCode {
             command: HelpCommand::Help,
             args,
         } => pypi_help(&args),
+        Command::Maven {
+            command: HelpCommand::Help,
+            args,
+        } => maven_help(&args),
         Command::Docker {
             command: HelpCommand::Help,
             args,
@@ -339,6 +351,80 @@ default = true
 #   export UV_DEFAULT_INDEX={index}
 # or for one command:
 #   uv pip install --index-url {index} requests
+"
+    )?;
+    Ok(())
+}
+
+fn maven_help(args: &HelpArgs) -> Result<(), BoxError> {
+    let base = args.base_url()?;
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "<!-- ~/.m2/settings.xml: every repository through the mirror's public group
+     (hosted releases and snapshots first, then the Maven Central proxy) -->
+<settings>
+  <mirrors>
+    <mirror>
+      <id>registry-mirror</id>
+      <mirrorOf>*</mirrorOf>
+      <url>{base}/maven/public/</url>
+    </mirror>
+  </mirrors>
+  <!-- for mvn deploy: a user's password, or an API token (registry-mirror token create) -->
+  <servers>
+    <server>
+      <id>registry-mirror-releases</id>
+      <username>USER</username>
+      <password>PASSWORD_OR_TOKEN</password>
+    </server>
+    <server>
+      <id>registry-mirror-snapshots</id>
+      <username>USER</username>
+      <password>PASSWORD_OR_TOKEN</password>
+    </server>
+  </servers>
+  <!-- lets the mirror serve -SNAPSHOT versions too (Central's definition forbids them) -->
+  <profiles>
+    <profile>
+      <id>registry-mirror</id>
+      <repositories>
+        <repository>
+          <id>central</id>
+          <url>http://central</url>
+          <releases><enabled>true</enabled></releases>
+          <snapshots><enabled>true</enabled></snapshots>
+        </repository>
+      </repositories>
+      <pluginRepositories>
+        <pluginRepository>
+          <id>central</id>
+          <url>http://central</url>
+          <releases><enabled>true</enabled></releases>
+          <snapshots><enabled>true</enabled></snapshots>
+        </pluginRepository>
+      </pluginRepositories>
+    </profile>
+  </profiles>
+  <activeProfiles>
+    <activeProfile>registry-mirror</activeProfile>
+  </activeProfiles>
+</settings>
+
+<!-- pom.xml: where mvn deploy uploads -->
+<distributionManagement>
+  <repository>
+    <id>registry-mirror-releases</id>
+    <url>{base}/maven/releases/</url>
+  </repository>
+  <snapshotRepository>
+    <id>registry-mirror-snapshots</id>
+    <url>{base}/maven/snapshots/</url>
+  </snapshotRepository>
+</distributionManagement>
+
+<!-- or for one command, without a pom change:
+  mvn deploy -DaltDeploymentRepository=registry-mirror-releases::{base}/maven/releases/ -->
 "
     )?;
     Ok(())

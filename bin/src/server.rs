@@ -15,6 +15,7 @@ use mirror_core::{BlobStore, Cache, FsBlobStore, HotBlobs, RedbMetadataStore};
 /// Largest blob the in-memory cache holds: package documents and small artifacts.
 const MEMORY_CACHE_MAX_ENTRY: u64 = 1024 * 1024;
 use mirror_docker::DockerMirror;
+use mirror_maven::MavenMirror;
 use mirror_npm::NpmMirror;
 use mirror_pypi::PypiMirror;
 use tracing::Instrument;
@@ -39,6 +40,8 @@ pub(crate) enum StartError {
     Npm(#[from] mirror_npm::NpmError),
     #[error("cannot set up pypi")]
     Pypi(#[from] mirror_pypi::PypiError),
+    #[error("cannot set up maven")]
+    Maven(#[from] mirror_maven::MavenError),
     #[error("cannot set up container images")]
     Docker(#[from] mirror_docker::DockerError),
     #[error("cannot listen on {0}")]
@@ -85,6 +88,7 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
     let npm = NpmMirror::new(cache.clone(), config.npm())?.with_auth(auth.clone());
     let pypi = PypiMirror::new(cache.clone(), config.pypi())?.with_auth(auth.clone());
     let docker = DockerMirror::new(cache.clone(), config.docker())?.with_auth(auth.clone());
+    let maven = MavenMirror::new(cache.clone(), config.maven.clone())?.with_auth(auth.clone());
     let app = App { cache, auth };
 
     let router = Router::new()
@@ -92,6 +96,7 @@ pub(crate) fn build(config: &Config) -> Result<(Router, App), StartError> {
         .route("/metrics", get(metrics))
         .nest_service("/npm", npm)
         .nest_service("/pypi", pypi)
+        .nest_service("/maven", maven)
         // Registries must sit at the host root; the service sees the whole `/v2...` path.
         .route_service("/v2", docker.clone())
         .route_service("/v2/", docker.clone())

@@ -1,4 +1,4 @@
-//! `registry-mirror npm|pypi|docker help`: the client configuration they print.
+//! `registry-mirror npm|pypi|maven|docker help`: the client configuration they print.
 
 #![allow(
     clippy::unwrap_used,
@@ -88,4 +88,23 @@ fn npm_and_pypi_help_follow_the_listen_address() {
         "{pypi}"
     );
     assert!(pypi.contains("trusted-host = 192.168.1.9:8080"), "{pypi}");
+}
+
+#[test]
+fn maven_help_prints_a_mirror_and_deploy_servers() {
+    let text = help("maven", "", &["--public-url", "https://mirror.example"]);
+    assert!(
+        text.contains("<url>https://mirror.example/maven/public/</url>"),
+        "{text}"
+    );
+    assert!(text.contains("<mirrorOf>*</mirrorOf>"), "{text}");
+    assert!(
+        text.contains("<url>https://mirror.example/maven/releases/</url>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<url>https://mirror.example/maven/snapshots/</url>"),
+        "{text}"
+    );
+    assert!(text.contains("<id>registry-mirror-releases</id>"), "{text}");
 }

@@ -15,6 +15,7 @@ use mirror_core::auth::{glob_match, Action};
 use mirror_core::Upstream;
 use mirror_docker::DockerMirror;
 use mirror_fuzz::{Scripted, Stores};
+use mirror_maven::MavenMirror;
 use mirror_npm::NpmMirror;
 use mirror_pypi::PypiMirror;
 
@@ -37,6 +38,13 @@ fuzz_target!(|text: &str| {
         .map(|name| (name.clone(), empty()))
         .collect();
     let _ = DockerMirror::with_upstreams(stores.cache.clone(), config.docker.clone(), upstreams);
+    let upstreams: BTreeMap<String, Arc<dyn Upstream>> = config
+        .maven
+        .repositories
+        .keys()
+        .map(|name| (name.clone(), empty()))
+        .collect();
+    let _ = MavenMirror::with_upstreams(stores.cache.clone(), config.maven.clone(), upstreams);
 
     for rule in &config.auth.rules {
         let literal = rule.pattern.replace('*', "");

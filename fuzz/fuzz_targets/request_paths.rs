@@ -1,10 +1,10 @@
 //! Request paths (and the method, `Range`, `Accept` and `If-None-Match` beside them) as
 //! each service routes them: npm's scoped and unscoped names, tarballs, revisions and
 //! `/-/` endpoints; PyPI's `/simple/` and `/files/` with per-segment percent-decoding and
-//! redirects to normalized names; the distribution API's names, tags and digests. Every
+//! redirects to normalized names; the distribution API's names, tags and digests; Maven's `/<repository>/<layout path>`. Every
 //! upstream has nothing, so each request ends at routing, validation or a miss.
 //!
-//! Invariants: no 5xx from any of the three; a PyPI redirect goes to a path under the
+//! Invariants: no 5xx from any of the four; a PyPI redirect goes to a path under the
 //! mount that itself needs no further redirect.
 #![no_main]
 
@@ -17,6 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use mirror_core::Upstream;
 use mirror_docker::{DockerConfig, DockerMirror};
 use mirror_fuzz::{block_on, request, send, Scripted, Stores};
+use mirror_maven::{MavenConfig, MavenMirror};
 use mirror_npm::{NpmConfig, NpmMirror};
 use mirror_pypi::{PypiConfig, PypiMirror};
 
@@ -103,6 +104,18 @@ async fn check(input: Input) {
     assert!(
         !reply.status.is_server_error(),
         "docker {method} {path}: {reply:?}"
+    );
+
+    let upstreams = BTreeMap::from([(
+        "central".to_owned(),
+        Scripted::empty() as Arc<dyn Upstream>,
+    )]);
+    let maven = MavenMirror::with_upstreams(stores.cache.clone(), MavenConfig::default(), upstreams)
+        .expect("maven");
+    let reply = send(maven, again()).await;
+    assert!(
+        !reply.status.is_server_error(),
+        "maven {method} {path}: {reply:?}"
     );
 }
 

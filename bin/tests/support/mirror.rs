@@ -61,6 +61,11 @@ impl Mirror {
     reason = "for the publishing tests; npm_install.rs needs neither users nor tokens"
 )]
 impl Mirror {
+    /// The mirror's base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub(crate) fn url(&self) -> &str {
+        self.process.url()
+    }
+
     /// The admin token `serve` printed on its first start, after checking the announcement
     /// came as documented: before the `listening on` line, followed by a hint line.
     pub(crate) fn admin_token(&self) -> &str {
