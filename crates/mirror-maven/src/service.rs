@@ -11,14 +11,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use mirror_core::auth::{Access, Action, Auth, AuthError, Identity};
+use mirror_core::memo::{BytesCache, Recent};
 use mirror_core::{
-    Body, BoxError, Cache, CacheStatus, Credentials, HttpUpstream, Upstream, CACHE_STATUS_HEADER,
+    Body, BoxError, Cache, CacheStatus, Credentials, Digest, HttpUpstream, Upstream,
+    CACHE_STATUS_HEADER,
 };
 
+use self::hosted::HostedFile;
 use self::respond::{respond, set, Answer};
 use crate::config::{MavenConfig, RepositoryConfig, VersionPolicy};
 use crate::error::MavenError;
@@ -43,12 +47,43 @@ pub struct MavenMirror {
     inner: Arc<Inner>,
 }
 
+/// How long a read of a hosted file's record is reused (see `Inner::load_hosted`): how
+/// late a deploy through another replica sharing the metadata store can be seen.
+const HOSTED_READ_HOLD: Duration = Duration::from_secs(1);
+/// Hosted records kept in memory.
+const MEMO_CAPACITY: usize = 8192;
+/// Bytes of merged group listings kept in memory.
+const MERGED_LISTINGS_BUDGET: u64 = 16 << 20;
+
 #[derive(Debug)]
 struct Inner {
     cache: Cache,
     config: MavenConfig,
     repositories: BTreeMap<String, Repository>,
     auth: Option<Auth>,
+    /// Recent reads of hosted records by key; `None` when the file is not deployed.
+    hosted_reads: Recent<Option<Arc<HostedFile>>>,
+    /// Merged group listings by members and path and the digests of the member listings
+    /// merged: a listing changed upstream or deployed anew is merged again.
+    merged_listings: BytesCache<(String, Vec<Digest>)>,
+}
+
+impl Inner {
+    fn new(
+        cache: Cache,
+        config: MavenConfig,
+        repositories: BTreeMap<String, Repository>,
+        auth: Option<Auth>,
+    ) -> Self {
+        Inner {
+            cache,
+            config,
+            repositories,
+            auth,
+            hosted_reads: Recent::new(MEMO_CAPACITY, HOSTED_READ_HOLD),
+            merged_listings: BytesCache::new(MERGED_LISTINGS_BUDGET),
+        }
+    }
 }
 
 /// A configured repository, ready to answer.
@@ -96,12 +131,7 @@ impl MavenMirror {
             };
             repositories.insert(name.clone(), ready);
         }
-        let inner = Inner {
-            cache,
-            config,
-            repositories,
-            auth: None,
-        };
+        let inner = Inner::new(cache, config, repositories, None);
         Ok(MavenMirror {
             inner: Arc::new(inner),
         })
@@ -111,12 +141,12 @@ impl MavenMirror {
     /// applies the access rules of `auth` (ecosystem `maven`, names `<repository>/<path>`)
     /// to every read and write. Without it the service is a read-only mirror open to all.
     pub fn with_auth(self, auth: Auth) -> Self {
-        let inner = Inner {
-            cache: self.inner.cache.clone(),
-            config: self.inner.config.clone(),
-            repositories: self.inner.repositories.clone(),
-            auth: Some(auth),
-        };
+        let inner = Inner::new(
+            self.inner.cache.clone(),
+            self.inner.config.clone(),
+            self.inner.repositories.clone(),
+            Some(auth),
+        );
         MavenMirror {
             inner: Arc::new(inner),
         }

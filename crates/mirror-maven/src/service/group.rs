@@ -8,7 +8,7 @@
 //! first failure is reported only when no member answered at all.
 
 use bytes::Bytes;
-use mirror_core::CacheStatus;
+use mirror_core::{read_to_bytes, CacheStatus, Digest};
 
 use super::proxy::checksum_of;
 use super::respond::{is_metadata, Answer};
@@ -67,24 +67,41 @@ impl Inner {
         Err(failure.unwrap_or(MavenError::NotFound))
     }
 
-    /// Every member's listing of `path`, merged and written anew, with the least fresh of
-    /// the cache statuses its parts came with.
+    /// Every member's listing of `path`, merged, with the least fresh of the cache statuses
+    /// its parts came with. The merge is kept while the members' listings stay the same.
     async fn merged_listing(
         &self,
         members: &[String],
         path: &str,
         ask: &Ask<'_>,
     ) -> Result<(CacheStatus, Bytes)> {
-        let mut documents = Vec::new();
+        let mut parts = Vec::new();
         let mut status = CacheStatus::Hit;
         let mut failure = None;
         for member in members {
             match self.member_listing(member, path, ask).await {
-                Ok(Some((answered, document))) => {
+                Ok(Some((answered, digest))) => {
                     status = least_fresh(status, answered);
-                    documents.push(document);
+                    parts.push((member, digest));
                 }
                 Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(member, path, error = %err, "skipping a member's listing");
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        let key = (
+            format!("{}\n{path}", members.join(" ")),
+            parts.iter().map(|(_, digest)| digest.clone()).collect(),
+        );
+        if let Some(merged) = self.merged_listings.get(&key) {
+            return Ok((status, merged));
+        }
+        let mut documents = Vec::new();
+        for (member, digest) in parts {
+            match self.read_listing(member, &digest).await {
+                Ok(document) => documents.push(document),
                 Err(err) => {
                     tracing::warn!(member, path, error = %err, "skipping a member's listing");
                     failure.get_or_insert(err);
@@ -94,48 +111,50 @@ impl Inner {
         if documents.is_empty() {
             return Err(failure.unwrap_or(MavenError::NotFound));
         }
-        let merged = metadata::merge(&documents);
-        Ok((status, Bytes::from(metadata::write(&merged))))
+        let merged = Bytes::from(metadata::write(&metadata::merge(&documents)));
+        self.merged_listings.insert(key, merged.clone());
+        Ok((status, merged))
     }
 
-    /// One member's listing, read; `None` when it has none.
+    /// The digest of one member's listing, with how the cache answered; `None` when the
+    /// member has none.
     async fn member_listing(
         &self,
         member: &str,
         path: &str,
         ask: &Ask<'_>,
-    ) -> Result<Option<(CacheStatus, metadata::Metadata)>> {
+    ) -> Result<Option<(CacheStatus, Digest)>> {
         self.authorize(
             ask.identity.as_ref(),
             member,
             path,
             mirror_core::auth::Action::Read,
         )?;
-        let bytes = match self.repositories.get(member) {
-            Some(Repository::Hosted(_)) => self
+        match self.repositories.get(member) {
+            Some(Repository::Hosted(_)) => Ok(self
                 .hosted_listing(member, path)
                 .await?
-                .map(|bytes| (CacheStatus::Hit, bytes)),
+                .map(|digest| (CacheStatus::Hit, digest))),
             Some(Repository::Proxy(upstream)) => {
-                match self.proxy_listing(member, upstream, path).await {
-                    Ok(answer) => Some(answer),
-                    Err(err) if is_absent(&err) => None,
-                    Err(err) => return Err(err),
+                match self.proxy_listing_digest(member, upstream, path).await {
+                    Ok(answer) => Ok(Some(answer)),
+                    Err(err) if is_absent(&err) => Ok(None),
+                    Err(err) => Err(err),
                 }
             }
-            Some(Repository::Group(_)) | None => None,
-        };
-        let Some((status, bytes)) = bytes else {
-            return Ok(None);
-        };
-        let document =
-            parse_listing(bytes)
-                .await?
-                .map_err(|reason| MavenError::MalformedMetadata {
-                    repository: member.to_owned(),
-                    reason,
-                })?;
-        Ok(Some((status, document)))
+            Some(Repository::Group(_)) | None => Ok(None),
+        }
+    }
+
+    /// A member's listing, read and parsed.
+    async fn read_listing(&self, member: &str, digest: &Digest) -> Result<metadata::Metadata> {
+        let bytes = read_to_bytes(self.cache.blobs().as_ref(), digest).await?;
+        parse_listing(bytes)
+            .await?
+            .map_err(|reason| MavenError::MalformedMetadata {
+                repository: member.to_owned(),
+                reason,
+            })
     }
 }
 

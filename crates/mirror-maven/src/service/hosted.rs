@@ -10,12 +10,14 @@
 //! is checked against the stored file (a mismatch is a 400) and the checksums served are
 //! computed from the file's own digests, so a mismatched checksum is never served.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use http::{header, HeaderMap, Response};
 use http_body_util::BodyExt as _;
 use mirror_core::auth::Identity;
-use mirror_core::{put_bytes, read_to_bytes, Body, BoxError, Digest, Expected, Precondition};
+use mirror_core::{put_bytes, Body, BoxError, Digest, Expected, Precondition};
 use serde::{Deserialize, Serialize};
 
 use super::proxy::{checksum_of, parse_checksum};
@@ -30,7 +32,7 @@ const MAX_CHECKSUM_UPLOAD: u64 = 4096;
 
 /// A deployed file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct HostedFile {
+pub(super) struct HostedFile {
     /// sha256, the blob's address.
     digest: Digest,
     size: u64,
@@ -89,42 +91,50 @@ impl Hashes {
 impl Inner {
     pub(super) async fn hosted_read(&self, repository: &str, path: &MavenPath) -> Result<Answer> {
         if let FileKind::Checksum { base, kind } = &path.kind {
-            if let Some((file, _)) = self.load_hosted(repository, base).await? {
+            if let Some(file) = self.load_hosted(repository, base).await? {
                 let checksum = Bytes::from(file.checksum(*kind));
                 return Ok(Answer::Made(checksum, mirror_core::CacheStatus::Hit));
             }
         }
-        let (file, _) = self
+        let file = self
             .load_hosted(repository, &path.path)
             .await?
             .ok_or(MavenError::NotFound)?;
         Ok(Answer::Stored {
-            digest: file.digest,
+            digest: file.digest.clone(),
             size: file.size,
         })
     }
 
-    /// A hosted listing's bytes, for merging; `None` when the repository has none.
+    /// The digest of a hosted listing, whose bytes the blob store has; `None` when the
+    /// repository has none.
     pub(super) async fn hosted_listing(
         &self,
         repository: &str,
         path: &str,
-    ) -> Result<Option<Bytes>> {
-        let Some((file, _)) = self.load_hosted(repository, path).await? else {
-            return Ok(None);
-        };
-        Ok(Some(
-            read_to_bytes(self.cache.blobs().as_ref(), &file.digest).await?,
-        ))
+    ) -> Result<Option<Digest>> {
+        let file = self.load_hosted(repository, path).await?;
+        Ok(file.map(|file| file.digest.clone()))
     }
 
-    async fn load_hosted(&self, repository: &str, path: &str) -> Result<Option<(HostedFile, u64)>> {
+    /// The record of a deployed file. A read is reused for [`HOSTED_READ_HOLD`]: a group
+    /// asks its hosted members about every file it serves, and they rarely have it. This
+    /// process's own deploys update the copy at once.
+    ///
+    /// [`HOSTED_READ_HOLD`]: super::HOSTED_READ_HOLD
+    async fn load_hosted(&self, repository: &str, path: &str) -> Result<Option<Arc<HostedFile>>> {
         let key = hosted_key(repository, path);
-        let Some(record) = self.cache.metadata().get(&key).await? else {
-            return Ok(None);
+        if let Some(file) = self.hosted_reads.get(&key) {
+            return Ok(file);
+        }
+        let file = match self.cache.metadata().get(&key).await? {
+            Some(record) => Some(Arc::new(
+                serde_json::from_slice(&record.value).map_err(mirror_core::Error::storage)?,
+            )),
+            None => None,
         };
-        let file = serde_json::from_slice(&record.value).map_err(mirror_core::Error::storage)?;
-        Ok(Some((file, record.version)))
+        self.hosted_reads.insert(&key, file.clone());
+        Ok(file)
     }
 
     /// `PUT` of one file; the caller checked the credential and the write rule.
@@ -191,8 +201,8 @@ impl Inner {
             ))
         })?;
         match self.load_hosted(&path.repository, base).await? {
-            Some((file, _)) if file.checksum(kind) == uploaded => Ok(()),
-            Some((file, _)) => Err(MavenError::ChecksumMismatch {
+            Some(file) if file.checksum(kind) == uploaded => Ok(()),
+            Some(file) => Err(MavenError::ChecksumMismatch {
                 path: path.path.clone(),
                 uploaded,
                 actual: file.checksum(kind),
@@ -270,10 +280,15 @@ impl Inner {
         };
         let metadata = self.cache.metadata();
         match metadata.put(&key, value.into(), precondition).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.hosted_reads.insert(&key, Some(Arc::new(file)));
+                Ok(())
+            }
             Err(mirror_core::Error::Conflict { .. }) => {
+                // The store has a record this process may not have seen yet.
+                self.hosted_reads.remove(&key);
                 match self.load_hosted(&path.repository, &path.path).await? {
-                    Some((existing, _)) if existing.digest == file.digest => Ok(()),
+                    Some(existing) if existing.digest == file.digest => Ok(()),
                     Some(_) => Err(MavenError::ReleaseExists(path.path.clone())),
                     None => Err(MavenError::Contended(path.path.clone())),
                 }

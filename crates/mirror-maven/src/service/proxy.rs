@@ -51,17 +51,29 @@ impl Inner {
         }
     }
 
-    /// A listing's bytes, for merging or hashing, and how the cache answered.
-    pub(super) async fn proxy_listing(
+    /// A listing's bytes, for hashing, and how the cache answered.
+    async fn proxy_listing(
         &self,
         repository: &str,
         upstream: &Arc<dyn Upstream>,
         path: &str,
     ) -> Result<(CacheStatus, Bytes)> {
+        let (status, digest) = self.proxy_listing_digest(repository, upstream, path).await?;
+        let bytes = read_to_bytes(self.cache.blobs().as_ref(), &digest).await?;
+        Ok((status, bytes))
+    }
+
+    /// The digest of a listing, fetched or revalidated when due, and how the cache
+    /// answered; the blob store has its bytes.
+    pub(super) async fn proxy_listing_digest(
+        &self,
+        repository: &str,
+        upstream: &Arc<dyn Upstream>,
+        path: &str,
+    ) -> Result<(CacheStatus, Digest)> {
         let spec = self.metadata_spec(repository, upstream, path);
         let (status, entry) = self.cache.ensure(spec).await?;
-        let bytes = read_to_bytes(self.cache.blobs().as_ref(), &entry.digest).await?;
-        Ok((status, bytes))
+        Ok((status, entry.digest))
     }
 
     async fn proxy_artifact(

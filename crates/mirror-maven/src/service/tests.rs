@@ -363,6 +363,20 @@ async fn a_group_merges_the_listings_of_its_members() {
         "the checksum is the served listing's"
     );
 
+    // A new deploy is merged at once, although the merge and the hosted record were kept.
+    let (_, _, again) = f.get(&format!("/public/{path}")).await;
+    assert_eq!(again, body, "the same members merge to the same bytes");
+    let redeployed = listing(&["2.0", "2.1"], "20250202000000");
+    assert_eq!(
+        f.put(&format!("/releases/{path}"), redeployed.as_bytes()).await,
+        StatusCode::CREATED
+    );
+    let (_, _, body) = f.get(&format!("/public/{path}")).await;
+    let merged = crate::metadata::parse(&body).unwrap();
+    assert_eq!(merged.versions, ["1.0", "1.1", "2.0", "2.1"]);
+    let (_, _, sha1) = f.get(&format!("/public/{path}.sha1")).await;
+    assert_eq!(sha1, sha1_hex(&body));
+
     let bad = format!("/releases/{path}");
     assert_eq!(
         f.put(&bad, b"<metadata><oops></metadata>").await,
