@@ -8,6 +8,8 @@ layout under ROOT is what the upstream nginx serves:
     simple/index.html|index.v1json    the root listing, served at /simple/
     simple/<project>/index.html|...   project pages (HTML or JSON by Accept)
     files/<project>/<file>            distribution files, linked relatively from the pages
+    maven/<group path>/<artifact>/... a Maven 2 layout: listings, jars and poms, each with
+                                      the .sha1 that Maven Central publishes beside it
 
 The large artifacts (1 GiB, 200 MiB) are opaque random bytes, generated once into a cache
 directory and hard-linked into ROOT; no client ever unpacks them, and every mirror only
@@ -39,6 +41,7 @@ NPM_CLIENT_PACKAGES = 300
 NPM_CLIENT_TOP_LEVEL = 30
 PIP_CLIENT_PROJECTS = 30
 SIMPLE_PAGE_RELEASES = 200
+MAVEN_LISTED_VERSIONS = 200
 
 REGISTRY_PLACEHOLDER = "@@REGISTRY@@"
 EPOCH = "2024-01-02T03:04:05.000Z"
@@ -390,6 +393,56 @@ def _pip_client_project(root, rng, out_dir):
 
 
 # ---------------------------------------------------------------------------------------
+# Maven
+
+
+def _maven_file(root, rel, data=None, linked=None, sha1=None):
+    """A file of the Maven layout with its .sha1, as Maven Central serves both."""
+    path = os.path.join(root, "maven", rel)
+    if linked is None:
+        _write(path, data)
+        sha1 = hashlib.sha1(data).hexdigest()
+    else:
+        _link(linked, path)
+    _write(path + ".sha1", sha1)
+    return "/maven/" + rel
+
+
+def _maven_listing(group, artifact, versions):
+    listed = "".join("      <version>%s</version>\n" % v for v in versions)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<metadata>\n'
+        "  <groupId>%s</groupId>\n  <artifactId>%s</artifactId>\n  <versioning>\n"
+        "    <latest>%s</latest>\n    <release>%s</release>\n    <versions>\n%s"
+        "    </versions>\n    <lastUpdated>20240102030405</lastUpdated>\n"
+        "  </versioning>\n</metadata>\n"
+        % (group, artifact, versions[-1], versions[-1], listed)
+    ).encode()
+
+
+def _maven(root, rng, cold):
+    """A library with a long version listing and a ~25 KB jar, and a 200 MiB jar."""
+    group, artifact = "org.bench", "bench-lib"
+    base = "org/bench/" + artifact
+    versions = ["1.%d.%d" % (i // 10, i % 10) for i in range(MAVEN_LISTED_VERSIONS)]
+    version = versions[-1]
+    listing = _maven_file(root, base + "/maven-metadata.xml",
+                          _maven_listing(group, artifact, versions))  # fmt: skip
+    pom = (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version></project>\n"
+        % (group, artifact, version)
+    ).encode()
+    _maven_file(root, "%s/%s/%s-%s.pom" % (base, version, artifact, version), pom)
+    jar = _maven_file(root, "%s/%s/%s-%s.jar" % (base, version, artifact, version),
+                      rng.randbytes(ARTIFACT_BYTES))  # fmt: skip
+    path, digests = cold
+    cold_jar = _maven_file(root, "org/bench/bench-cold/1.0.0/bench-cold-1.0.0.jar",
+                           linked=path, sha1=digests["sha1"])  # fmt: skip
+    return {"listing": listing, "jar": jar, "cold": cold_jar}
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def generate(root, cache_dir, clients_dir, npm_base):
@@ -414,6 +467,7 @@ def generate(root, cache_dir, clients_dir, npm_base):
     npm_cold = big_file(cache_dir, "npm-cold.bin", COLD_BYTES)
     pypi_huge = big_file(cache_dir, "pypi-huge.bin", HUGE_BYTES)
     pypi_cold = big_file(cache_dir, "pypi-cold.bin", COLD_BYTES)
+    maven_cold = big_file(cache_dir, "maven-cold.bin", COLD_BYTES)
     npm_dir = os.path.join(clients_dir, "npm")
     pip_dir = os.path.join(clients_dir, "pip")
     _npm_client_project(root, npm_base, rng, npm_dir)
@@ -452,6 +506,7 @@ def generate(root, cache_dir, clients_dir, npm_base):
             "client_dir": pip_dir,
             "client_projects": len(pip_projects),
         },
+        "maven": _maven(root, rng, maven_cold),
         "huge_bytes": HUGE_BYTES,
         "cold_bytes": COLD_BYTES,
     }

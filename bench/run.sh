@@ -5,7 +5,7 @@
 # curl, nodejs/npm, python3-venv, docker-registry, skopeo; Verdaccio from the npm registry
 # and devpi-server from PyPI into $BENCH_TOOLS), builds the release binary, then runs
 # bench/run.py, which prints the table and writes bench/results/latest.md. Extra arguments
-# go to run.py (see `bench/run.py --help`); `--only GROUPS` (npm, pypi, containers,
+# go to run.py (see `bench/run.py --help`); `--only GROUPS` (npm, pypi, maven, containers,
 # comma-separated) runs some scenario groups and installs only what they need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ need() {
 }
 
 # Which scenario groups run (run.py checks the names): --only GROUPS or --only=GROUPS.
-only=npm,pypi,containers
+only=npm,pypi,maven,containers
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
     case ${args[i]} in
@@ -55,7 +55,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 packages=""
 containers=""
-case ",$only," in *,npm,* | *,pypi,*) packages=1 ;; esac
+case ",$only," in *,npm,* | *,pypi,* | *,maven,*) packages=1 ;; esac
 case ",$only," in *,containers,*) containers=1 ;; esac
 
 need nginx nginx-light
