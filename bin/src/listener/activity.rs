@@ -12,51 +12,86 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::body::TimedBody;
 
 /// The requests in flight on one connection.
+///
+/// Starting and ending a request only touches two atomics: the watcher ([`idle_for`])
+/// is not woken by them, it looks at them when its deadline comes and sleeps again
+/// until the deadline the last change implies. A busy connection costs nothing per
+/// request beyond reading the clock.
+///
+/// [`idle_for`]: Activity::idle_for
 #[derive(Debug, Clone)]
 pub(super) struct Activity {
-    in_flight: watch::Sender<usize>,
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// What `last_change` counts from.
+    since: Instant,
+    in_flight: AtomicUsize,
+    /// When a request last started or ended, in nanoseconds after `since`.
+    last_change: AtomicU64,
+}
+
+impl State {
+    fn touch(&self) {
+        let nanos = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_change.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn last_change(&self) -> Instant {
+        self.since + Duration::from_nanos(self.last_change.load(Ordering::Relaxed))
+    }
 }
 
 impl Activity {
     pub(super) fn new() -> Self {
         Activity {
-            in_flight: watch::Sender::new(0),
+            state: Arc::new(State {
+                since: Instant::now(),
+                in_flight: AtomicUsize::new(0),
+                last_change: AtomicU64::new(0),
+            }),
         }
     }
 
     fn start_request(&self) -> InFlight {
-        self.in_flight.send_modify(|count| *count += 1);
+        self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.state.touch();
         InFlight {
-            in_flight: self.in_flight.clone(),
+            state: Arc::clone(&self.state),
         }
     }
 
     /// Resolves once the connection has had no request in flight for `timeout`; the clock
     /// starts again whenever a request starts or ends.
     pub(super) async fn idle_for(&self, timeout: Duration) {
-        let mut in_flight = self.in_flight.subscribe();
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-
+        let mut deadline = self.state.last_change() + timeout;
         loop {
-            let busy = *in_flight.borrow_and_update() > 0;
-            tokio::select! {
-                // Never an error: `self` holds a sender.
-                _ = in_flight.changed() => deadline.as_mut().reset(Instant::now() + timeout),
-                () = deadline.as_mut(), if !busy => return,
+            tokio::time::sleep_until(deadline).await;
+            let now = Instant::now();
+            if self.state.in_flight.load(Ordering::Acquire) > 0 {
+                // Busy: once it is not, the next look finds when it stopped.
+                deadline = now + timeout;
+                continue;
+            }
+            deadline = self.state.last_change() + timeout;
+            if deadline <= now {
+                return;
             }
         }
     }
@@ -65,13 +100,14 @@ impl Activity {
 /// One request's place in the count, given back when dropped.
 #[derive(Debug)]
 struct InFlight {
-    in_flight: watch::Sender<usize>,
+    state: Arc<State>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.in_flight
-            .send_modify(|count| *count = count.saturating_sub(1));
+        // Touched first: a watcher that sees the count at zero sees this end with it.
+        self.state.touch();
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
