@@ -18,11 +18,6 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, LogFormat};
 
-/// mimalloc instead of glibc's malloc: a cached hit makes dozens of small allocations,
-/// and glibc's free lists cost a measurable share of each request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A pull-through cache and private registry for npm, PyPI, Maven and container images.
 #[derive(Debug, Parser)]
 #[command(name = "registry-mirror", version, about)]
