@@ -58,7 +58,9 @@ impl Inner {
         upstream: &Arc<dyn Upstream>,
         path: &str,
     ) -> Result<(CacheStatus, Bytes)> {
-        let (status, digest) = self.proxy_listing_digest(repository, upstream, path).await?;
+        let (status, digest) = self
+            .proxy_listing_digest(repository, upstream, path)
+            .await?;
         let bytes = read_to_bytes(self.cache.blobs().as_ref(), &digest).await?;
         Ok((status, bytes))
     }

@@ -368,7 +368,8 @@ async fn a_group_merges_the_listings_of_its_members() {
     assert_eq!(again, body, "the same members merge to the same bytes");
     let redeployed = listing(&["2.0", "2.1"], "20250202000000");
     assert_eq!(
-        f.put(&format!("/releases/{path}"), redeployed.as_bytes()).await,
+        f.put(&format!("/releases/{path}"), redeployed.as_bytes())
+            .await,
         StatusCode::CREATED
     );
     let (_, _, body) = f.get(&format!("/public/{path}")).await;
