@@ -45,7 +45,10 @@ enum Command {
         common: CommonArgs,
     },
     /// Client configuration for npm.
-    #[command(disable_help_subcommand = true)]
+    #[command(
+        disable_help_subcommand = true,
+        override_usage = "registry-mirror npm help [OPTIONS]"
+    )]
     Npm {
         #[command(subcommand)]
         command: HelpCommand,
@@ -53,7 +56,10 @@ enum Command {
         args: HelpArgs,
     },
     /// Client configuration for pip and uv.
-    #[command(disable_help_subcommand = true)]
+    #[command(
+        disable_help_subcommand = true,
+        override_usage = "registry-mirror pypi help [OPTIONS]"
+    )]
     Pypi {
         #[command(subcommand)]
         command: HelpCommand,
@@ -61,7 +67,10 @@ enum Command {
         args: HelpArgs,
     },
     /// Client configuration for mvn (settings.xml).
-    #[command(disable_help_subcommand = true)]
+    #[command(
+        disable_help_subcommand = true,
+        override_usage = "registry-mirror maven help [OPTIONS]"
+    )]
     Maven {
         #[command(subcommand)]
         command: HelpCommand,
@@ -69,7 +78,10 @@ enum Command {
         args: HelpArgs,
     },
     /// Client configuration for Docker and containerd.
-    #[command(disable_help_subcommand = true)]
+    #[command(
+        disable_help_subcommand = true,
+        override_usage = "registry-mirror docker help [OPTIONS]"
+    )]
     Docker {
         #[command(subcommand)]
         command: HelpCommand,
@@ -423,7 +435,8 @@ fn maven_help(args: &HelpArgs) -> Result<(), BoxError> {
   </snapshotRepository>
 </distributionManagement>
 
-<!-- or for one command, without a pom change:
+<!-- or for one command, without a pom change (maven-deploy-plugin 3; 2.x wants
+  registry-mirror-releases::default::{base}/maven/releases/):
   mvn deploy -DaltDeploymentRepository=registry-mirror-releases::{base}/maven/releases/ -->
 "
     )?;

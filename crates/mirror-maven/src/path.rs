@@ -159,7 +159,9 @@ fn segment_of(raw: &str) -> Result<String, MavenError> {
     }
     let lowered = raw.to_ascii_lowercase();
     if lowered.contains("%2f") || lowered.contains("%5c") || lowered.contains("%00") {
-        return Err(MavenError::InvalidPath("encoded slash or NUL in the path"));
+        return Err(MavenError::InvalidPath(
+            "encoded slash, backslash or NUL in the path",
+        ));
     }
     let decoded = percent_decode_str(raw)
         .decode_utf8()
