@@ -40,6 +40,7 @@ pub mod digest;
 mod error;
 pub mod http_util;
 pub mod memo;
+mod service;
 mod storage;
 mod upstream;
 
@@ -51,6 +52,8 @@ pub use crate::cache::{
 pub use crate::clock::Clock;
 pub use crate::digest::{Algorithm, Digest};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
+#[doc(hidden)]
+pub use crate::service::__private;
 pub use crate::storage::{
     check_precondition, put_bytes, read_to_bytes, BlobInfo, BlobRead, BlobStore, BlobWriter,
     ByteStream, Expected, FsBlobStore, HotBlobs, MemoryBlobStore, MemoryMetadataStore,

@@ -1,11 +1,7 @@
 //! The distribution API as a tower `Service`.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -170,24 +166,7 @@ impl DockerMirror {
     }
 }
 
-impl<B> tower::Service<Request<B>> for DockerMirror
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let mirror = self.clone();
-        Box::pin(async move { Ok(mirror.handle(request).await) })
-    }
-}
+mirror_core::impl_mirror_service!(DockerMirror);
 
 /// What a read request asked for, beyond its path.
 #[derive(Debug)]

@@ -6,11 +6,7 @@ mod proxy;
 mod respond;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -238,24 +234,7 @@ fn check_members(name: &str, members: &[String], config: &MavenConfig) -> Result
     Ok(())
 }
 
-impl<B> tower::Service<Request<B>> for MavenMirror
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let mirror = self.clone();
-        Box::pin(async move { Ok(mirror.handle(request).await) })
-    }
-}
+mirror_core::impl_mirror_service!(MavenMirror);
 
 /// Who asked, and how.
 struct Ask<'a> {

@@ -3,11 +3,7 @@
 mod hosted;
 mod respond;
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -227,24 +223,7 @@ fn base_of(what: &str, url: &str) -> Result<Url> {
     Ok(base)
 }
 
-impl<B> tower::Service<Request<B>> for PypiMirror
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let mirror = self.clone();
-        Box::pin(async move { Ok(mirror.handle(request).await) })
-    }
-}
+mirror_core::impl_mirror_service!(PypiMirror);
 
 /// What the request asked for, decided from its headers.
 struct Ask<'a> {
