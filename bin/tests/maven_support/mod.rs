@@ -1,4 +1,5 @@
-//! What the Maven end-to-end tests drive besides the shared launcher: a fixture Maven
+//! What the Maven end-to-end tests drive besides the shared support (the launcher and the
+//! loopback server in `support`): a fixture Maven
 //! repository on loopback standing in for Maven Central, the artifacts it serves, and the
 //! real mvn client with a settings.xml pointing at the mirror.
 

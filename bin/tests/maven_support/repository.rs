@@ -7,21 +7,15 @@
 //! requests per path and can be stopped so that connections are refused.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sha1::{Digest as _, Sha1};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+
+use crate::support::loopback::{self, LoopbackServer};
 
 /// Where Debian's Maven packages install their artifacts.
 const SYSTEM_REPOSITORY: &str = "/usr/share/maven-repo";
@@ -33,7 +27,7 @@ const PREFIX: &str = "/maven2/";
 pub(crate) struct FixtureRepository {
     url: String,
     state: Arc<State>,
-    server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    server: LoopbackServer,
 }
 
 #[derive(Debug, Default)]
@@ -54,18 +48,15 @@ impl FixtureRepository {
             "{SYSTEM_REPOSITORY} has no Maven plugins: install Debian's maven packages \
              (scripts/check.sh does)"
         );
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind the fixture repository on loopback");
-        let address = listener.local_addr().expect("fixture repository address");
+        let bound = loopback::bind().await;
+        let url = format!("http://{}{PREFIX}", bound.address());
         let state = Arc::new(State::default());
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
-        Self {
-            url: format!("http://{address}{PREFIX}"),
-            state,
-            server: Some((stop, task)),
-        }
+        let serving = Arc::clone(&state);
+        let server = bound.serve(move |request| {
+            let state = Arc::clone(&serving);
+            async move { state.respond(&request).await }
+        });
+        Self { url, state, server }
     }
 
     /// The repository's base URL, ending in `/maven2/`.
@@ -102,45 +93,8 @@ impl FixtureRepository {
 
     /// Stops listening and closes every open connection.
     pub(crate) async fn stop(&mut self) {
-        if let Some((stop, task)) = self.server.take() {
-            let _ = stop.send(());
-            task.await.expect("fixture repository task");
-        }
+        self.server.stop().await;
     }
-}
-
-impl Drop for FixtureRepository {
-    fn drop(&mut self) {
-        if let Some((_, task)) = self.server.take() {
-            task.abort();
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: oneshot::Receiver<()>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let state = Arc::clone(&state);
-                    connections.spawn(async move {
-                        let service = service_fn(move |request| {
-                            let state = Arc::clone(&state);
-                            async move { Ok::<_, Infallible>(state.respond(&request).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            }
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
 }
 
 impl State {

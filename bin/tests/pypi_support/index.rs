@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,17 +19,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_NONE_MATCH, USER_AGENT};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
 
 use super::dists::{catalogue, projects, Dist};
+use super::loopback::{self, LoopbackServer};
 
 type FixtureBody = BoxBody<Bytes, Infallible>;
 
@@ -54,22 +48,16 @@ pub(crate) struct FixtureIndex {
     index_url: String,
     files_url: String,
     state: Arc<State>,
-    servers: Vec<Server>,
-}
-
-#[derive(Debug)]
-struct Server {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    servers: Vec<LoopbackServer>,
 }
 
 impl FixtureIndex {
     /// Binds two listeners on 127.0.0.1:0 and serves on the current tokio runtime.
     pub(crate) async fn start(mode: Mode) -> Self {
-        let index = bind().await;
-        let files = bind().await;
-        let index_url = format!("http://{}", index.local_addr().expect("index address"));
-        let files_url = format!("http://{}", files.local_addr().expect("files address"));
+        let index = loopback::bind().await;
+        let files = loopback::bind().await;
+        let index_url = format!("http://{}", index.address());
+        let files_url = format!("http://{}", files.address());
         let state = Arc::new(State {
             mode,
             files_url: files_url.clone(),
@@ -77,10 +65,11 @@ impl FixtureIndex {
             requests: Mutex::default(),
             user_agents: Mutex::default(),
         });
-        let servers = vec![
-            serve(index, Host::Index, Arc::clone(&state)),
-            serve(files, Host::Files, Arc::clone(&state)),
-        ];
+        let serve = |bound: loopback::Bound, host| {
+            let state = Arc::clone(&state);
+            bound.serve(move |request| std::future::ready(state.respond(host, &request)))
+        };
+        let servers = vec![serve(index, Host::Index), serve(files, Host::Files)];
         Self {
             index_url,
             files_url,
@@ -124,64 +113,10 @@ impl FixtureIndex {
 
     /// Stops both hosts and closes their connections; new connections are refused.
     pub(crate) async fn stop(&mut self) {
-        for server in self.servers.drain(..) {
-            let _ = server.stop.send(());
-            server.task.await.expect("fixture index task");
+        for server in &mut self.servers {
+            server.stop().await;
         }
     }
-}
-
-impl Drop for FixtureIndex {
-    fn drop(&mut self) {
-        for server in self.servers.drain(..) {
-            server.task.abort();
-        }
-    }
-}
-
-async fn bind() -> TcpListener {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind the fixture index on loopback")
-}
-
-fn serve(listener: TcpListener, host: Host, state: Arc<State>) -> Server {
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, host, state, stopped));
-    Server { stop, task }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    host: Host,
-    state: Arc<State>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    connections.spawn(serve_connection(stream, host, Arc::clone(&state)));
-                }
-            }
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
-}
-
-async fn serve_connection(stream: TcpStream, host: Host, state: Arc<State>) {
-    let service = service_fn(move |request| {
-        let response = state.respond(host, &request);
-        async move { Ok::<_, Infallible>(response) }
-    });
-    // A client hanging up mid-response is not the fixture's problem.
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }
 
 #[derive(Debug)]

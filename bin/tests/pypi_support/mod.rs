@@ -8,6 +8,8 @@ pub(crate) mod http;
 mod index;
 #[path = "../common/launch.rs"]
 mod launch;
+#[path = "../common/loopback.rs"]
+mod loopback;
 mod mirror;
 pub(crate) mod python;
 

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::Ipv4Addr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,16 +18,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sha1::{Digest as _, Sha1};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::mpsc;
 
 use super::catalogue::{self, Published};
+use super::loopback::{self, LoopbackServer};
 
 /// How long the slow tarball waits before its first byte, and between chunks.
 const FIRST_BYTE_DELAY: Duration = Duration::from_millis(150);
@@ -42,33 +37,18 @@ type FixtureBody = BoxBody<Bytes, Infallible>;
 pub(crate) struct FixtureRegistry {
     url: String,
     state: Arc<State>,
-    server: Option<Server>,
-}
-
-#[derive(Debug)]
-struct Server {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    server: LoopbackServer,
 }
 
 impl FixtureRegistry {
     /// Binds 127.0.0.1:0 and serves on the current tokio runtime.
     pub(crate) async fn start() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind the fixture registry on loopback");
-        let address = listener.local_addr().expect("fixture registry address");
-        let url = format!("http://{address}");
+        let bound = loopback::bind().await;
+        let url = format!("http://{}", bound.address());
         let state = Arc::new(State::new(&url));
-
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
-
-        Self {
-            url,
-            state,
-            server: Some(Server { stop, task }),
-        }
+        let serving = Arc::clone(&state);
+        let server = bound.serve(move |request| std::future::ready(serving.respond(&request)));
+        Self { url, state, server }
     }
 
     /// The registry URL with a trailing slash, as npm and the mirror's config expect it.
@@ -96,49 +76,8 @@ impl FixtureRegistry {
 
     /// Stops listening and closes every open connection; new connections are refused.
     pub(crate) async fn stop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.stop.send(());
-            server.task.await.expect("fixture registry task");
-        }
+        self.server.stop().await;
     }
-}
-
-impl Drop for FixtureRegistry {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.task.abort();
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: oneshot::Receiver<()>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    connections.spawn(serve_connection(stream, Arc::clone(&state)));
-                }
-            }
-        }
-    }
-
-    drop(listener);
-    connections.shutdown().await;
-}
-
-async fn serve_connection(stream: TcpStream, state: Arc<State>) {
-    let service = service_fn(move |request| {
-        let response = state.respond(&request);
-        async move { Ok::<_, Infallible>(response) }
-    });
-
-    // A client hanging up mid-response is not the fixture's problem.
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }
 
 #[derive(Debug)]

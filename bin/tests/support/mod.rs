@@ -7,6 +7,8 @@ mod fixture;
 pub(crate) mod http;
 #[path = "../common/launch.rs"]
 pub(crate) mod launch;
+#[path = "../common/loopback.rs"]
+pub(crate) mod loopback;
 mod mirror;
 mod npm;
 pub(crate) mod process;
